@@ -1,0 +1,55 @@
+# replichat. `make run` starts a local cluster with its data under ./data; `make test` runs every test.
+GO        ?= go
+BIN       := bin
+REPLICAS  ?= 3
+FUZZTIME  ?= 3s
+PKGS      := ./...
+
+.PHONY: all build run test unit fuzz fuzz-long sim bench gobench vet fmt-check clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Starts a local cluster of $(REPLICAS) chatd processes on 127.0.0.1:7100.. with data under ./data.
+# Ctrl-C stops them all.
+run: build
+	REPLICAS=$(REPLICAS) ./scripts/run-cluster.sh
+
+# Everything CI runs: static checks, all tests under the race detector (unit, property, simulation,
+# real-process end-to-end), and a short pass of every fuzz target over its checked-in corpus.
+test: vet fmt-check build
+	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
+
+unit:
+	$(GO) test -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Runs each fuzz target for FUZZTIME (make fuzz FUZZTIME=5m for a long run).
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+fuzz-long:
+	./scripts/fuzz.sh 2m
+
+# The long deterministic simulation of the replication core.
+sim:
+	$(GO) test -count=1 -timeout 60m ./replica/ -run 'TestSim' -args -sim.seeds=20000
+
+# Go benchmarks of the hot paths, then the cluster benchmark harness in its quick form.
+gobench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./eventlog/ ./chat/... ./replica/...
+
+bench: build gobench
+	@if [ -x $(BIN)/chatbench ]; then $(BIN)/chatbench --quick; fi
+
+clean:
+	rm -rf $(BIN)

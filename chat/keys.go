@@ -1,0 +1,193 @@
+package chat
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Key layout (chatdb stores every key under "c/"). Numbers are big-endian
+// uint64, so key order is numeric order; offsets order indexes by log order.
+//
+//	applied                         -> offset: the last record applied
+//	restoring                       -> present only while a snapshot restore runs
+//	next_uid                        -> the next user id to assign (ids start at 1)
+//	clock                           -> highest record Time seen (dedup expiry clock)
+//	expiry_due                      -> clock at which to look for idle clients next
+//	purge                           -> []uid: deleted accounts whose views remain
+//	u/<uid>                         -> userRec
+//	n/<name>                        -> uid of the live account named name
+//	m/<msgid>                       -> msgRec
+//	h/<uid><offset>                 -> msgid: uid's history view of the send at offset
+//	q/<uid><offset>                 -> msgid: uid's unread queue (subset of h/)
+//	d/c/<len16><client>             -> clientRec: dedup bookkeeping of a client
+//	d/r/<len16><client><seq>        -> Result of (client, seq)
+//	d/t/<time><len16><client>       -> "": clients by last activity, for expiry
+var (
+	keyApplied   = []byte("applied")
+	keyRestoring = []byte("restoring")
+	keyNextUID   = []byte("next_uid")
+	keyClock     = []byte("clock")
+	keyExpiryDue = []byte("expiry_due")
+	keyPurge     = []byte("purge")
+
+	prefixUser    = []byte("u/")
+	prefixName    = []byte("n/")
+	prefixMsg     = []byte("m/")
+	prefixHistory = []byte("h/")
+	prefixQueue   = []byte("q/")
+	prefixClient  = []byte("d/c/")
+	prefixResult  = []byte("d/r/")
+	prefixIdle    = []byte("d/t/")
+)
+
+func u64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+func cat(prefix []byte, rest ...[]byte) []byte {
+	n := len(prefix)
+	for _, r := range rest {
+		n += len(r)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, prefix...)
+	for _, r := range rest {
+		b = append(b, r...)
+	}
+	return b
+}
+
+func userKey(uid uint64) []byte       { return u64(cat(prefixUser), uid) }
+func nameKey(name string) []byte      { return cat(prefixName, []byte(name)) }
+func msgKey(id uint64) []byte         { return u64(cat(prefixMsg), id) }
+func historyPrefix(uid uint64) []byte { return u64(cat(prefixHistory), uid) }
+func queuePrefix(uid uint64) []byte   { return u64(cat(prefixQueue), uid) }
+func historyKey(uid, off uint64) []byte {
+	return u64(historyPrefix(uid), off)
+}
+func queueKey(uid, off uint64) []byte { return u64(queuePrefix(uid), off) }
+
+// clientPart is the length-prefixed client id, so that no client id is a
+// prefix of another's keys.
+func clientPart(client string) []byte {
+	b := binary.BigEndian.AppendUint16(nil, uint16(len(client)))
+	return append(b, client...)
+}
+func clientKey(client string) []byte { return cat(prefixClient, clientPart(client)) }
+func resultPrefix(client string) []byte {
+	return cat(prefixResult, clientPart(client))
+}
+func resultKey(client string, seq uint64) []byte { return u64(resultPrefix(client), seq) }
+func idleKey(t uint64, client string) []byte {
+	return cat(u64(cat(prefixIdle), t), clientPart(client))
+}
+
+// suffixU64 reads the big-endian uint64 at the end of key.
+func suffixU64(key []byte) (uint64, error) {
+	if len(key) < 8 {
+		return 0, fmt.Errorf("%w: key %q too short", ErrInconsistent, key)
+	}
+	return binary.BigEndian.Uint64(key[len(key)-8:]), nil
+}
+
+func decodeU64(v []byte) (uint64, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: %d-byte counter", ErrInconsistent, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// userRec is a live account. Invariant: Unread == number of q/<ID> keys,
+// History == number of h/<ID> keys, and n/<Name> holds ID.
+type userRec struct {
+	ID      uint64 `msgpack:"id"`
+	Name    string `msgpack:"name"`
+	Hash    string `msgpack:"hash"`
+	Created int64  `msgpack:"created"`
+	Unread  uint64 `msgpack:"unread"`
+	History uint64 `msgpack:"history"`
+}
+
+// msgRec is a message. Invariant: SenderView <=> h/<From><Offset> exists,
+// RecipientView <=> h/<To><Offset> exists (one key when From == To),
+// RecipientView && !Delivered <=> q/<To><Offset> exists, and at least one
+// view exists (the record is dropped with the last one).
+type msgRec struct {
+	ID            uint64 `msgpack:"id"`
+	From          uint64 `msgpack:"from"`
+	FromName      string `msgpack:"from_name"`
+	To            uint64 `msgpack:"to"`
+	ToName        string `msgpack:"to_name"`
+	Body          string `msgpack:"body"`
+	Time          int64  `msgpack:"time"`
+	Offset        uint64 `msgpack:"offset"`
+	SenderView    bool   `msgpack:"sv"`
+	RecipientView bool   `msgpack:"rv"`
+	Delivered     bool   `msgpack:"delivered"`
+}
+
+// clientRec is the dedup bookkeeping of one client. Invariant: Count ==
+// number of d/r/<client> keys, d/t/<Last><client> exists, and every stored
+// seq is > Floor.
+type clientRec struct {
+	Last  int64  `msgpack:"last"`  // clock at its last request
+	Floor uint64 `msgpack:"floor"` // highest seq evicted from the window
+	Count uint64 `msgpack:"count"`
+}
+
+func getRec(kv KV, key []byte, into any) (bool, error) {
+	v, ok, err := kv.Get(key)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := msgpack.Unmarshal(v, into); err != nil {
+		return false, fmt.Errorf("%w: decode %q: %v", ErrInconsistent, key, err)
+	}
+	return true, nil
+}
+
+func putRec(kv KV, key []byte, v any) error {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", key, err)
+	}
+	return kv.Set(key, b)
+}
+
+func getU64(kv KV, key []byte) (uint64, error) {
+	v, ok, err := kv.Get(key)
+	if err != nil || !ok {
+		return 0, err
+	}
+	return decodeU64(v)
+}
+
+func putU64(kv KV, key []byte, v uint64) error { return kv.Set(key, u64(nil, v)) }
+
+func getUser(kv KV, uid uint64) (userRec, bool, error) {
+	var u userRec
+	ok, err := getRec(kv, userKey(uid), &u)
+	return u, ok, err
+}
+
+func getUserByName(kv KV, name string) (userRec, bool, error) {
+	v, ok, err := kv.Get(nameKey(name))
+	if err != nil || !ok {
+		return userRec{}, false, err
+	}
+	uid, err := decodeU64(v)
+	if err != nil {
+		return userRec{}, false, err
+	}
+	u, ok, err := getUser(kv, uid)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: name %q points at missing user %d", ErrInconsistent, name, uid)
+	}
+	return u, ok, err
+}
+
+func getMsg(kv KV, id uint64) (msgRec, bool, error) {
+	var m msgRec
+	ok, err := getRec(kv, msgKey(id), &m)
+	return m, ok, err
+}

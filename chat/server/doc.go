@@ -1,0 +1,39 @@
+// Package server is the chat service's TCP front end: it accepts client
+// connections, speaks the chat/wire protocol, turns requests into chat
+// commands, has them made durable by a Replicator, and pushes new messages to
+// users who are listening.
+//
+// # Request path
+//
+// A read-only request (login, users, history, status) is answered from the
+// local chat.State. A mutating request (register, send, read, ack,
+// delete_messages, delete_account) goes:
+//
+//  1. the dedup table: if (client id, seq) already has a result, that result
+//     is the answer (a retry after a failover gets the original outcome);
+//  2. chat.Decide validates it against the current state and does the
+//     non-deterministic work (password hash, message id, time);
+//  3. Replicator.Propose makes the event durable on every in-sync replica and
+//     applies it;
+//  4. the answer is read back from the dedup table, because applying is the
+//     authority: an event that became invalid between deciding and applying
+//     (say, a concurrent register of the same name) records its error there.
+//
+// # Push delivery
+//
+// Pushes never come from the request path. A listening session owns a pusher
+// goroutine that reads the user's durable unread queue in log order and
+// pushes what it has not pushed yet; applying a send to a listening user
+// wakes it. A message leaves the queue only when the client acknowledges it
+// (or reads it), so a push lost with a connection is pushed again on the next
+// listen. Presence (who is listening) is local to this server and dies with
+// the connection.
+//
+// # Connections
+//
+// One TCP port serves clients and replica peers. The first bytes decide: the
+// replica transport's magic preamble hands the connection to the peer
+// handler; anything else is a chat/wire client, which must start with a hello.
+// Requests on one connection are handled in order; concurrency comes from many
+// connections, whose proposals share group commits.
+package server

@@ -1,0 +1,67 @@
+package server
+
+import (
+	"strings"
+
+	"github.com/replichat/replichat/chat"
+	"github.com/replichat/replichat/eventlog"
+)
+
+// StateMachine is what the replication runtime applies committed records to:
+// the chat state, plus the wake-ups that make pushes follow what is applied.
+// It is the only writer of the chat state.
+type StateMachine struct {
+	state *chat.State
+	// notify is called after each applied batch with the users whose unread
+	// queue changed; nil until a Server is attached.
+	srv *Server
+}
+
+// NewStateMachine returns the state machine over state. Attach the server
+// with SetServer once it exists (the server needs the replicator, which
+// needs the state machine).
+func NewStateMachine(state *chat.State) *StateMachine {
+	return &StateMachine{state: state}
+}
+
+// SetServer makes applied sends and deliveries wake srv's pushers. Call it
+// before the replicator applies anything concurrently.
+func (m *StateMachine) SetServer(srv *Server) { m.srv = srv }
+
+// Apply applies committed records in offset order.
+func (m *StateMachine) Apply(recs []eventlog.Record) error {
+	if err := m.state.Apply(recs); err != nil {
+		return err
+	}
+	if m.srv != nil {
+		m.wake(recs)
+	}
+	return nil
+}
+
+// Applied is the offset of the last applied record.
+func (m *StateMachine) Applied() (eventlog.Offset, error) { return m.state.Applied(), nil }
+
+// wake nudges the pushers of every user whose unread queue grew (a send to
+// them) or shrank (a delivery, which frees their push window).
+func (m *StateMachine) wake(recs []eventlog.Record) {
+	var uids []uint64
+	for _, r := range recs {
+		if !strings.HasPrefix(r.Type, chat.TypePrefix) {
+			continue
+		}
+		ev, err := chat.DecodeEvent(r.Type, r.Data)
+		if err != nil {
+			continue // Apply accepted it, so this cannot happen; pushes are best effort anyway
+		}
+		switch ev := ev.(type) {
+		case *chat.SendEvent:
+			uids = append(uids, ev.ToUID)
+		case *chat.DeliverEvent:
+			uids = append(uids, ev.UID)
+		}
+	}
+	for _, uid := range uids {
+		m.srv.wake(uid)
+	}
+}

@@ -1,0 +1,245 @@
+package chat
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"github.com/replichat/replichat/eventlog"
+)
+
+// Limits of the domain.
+const (
+	// MaxNameLen is the longest user name, in bytes.
+	MaxNameLen = 32
+	// MaxBodyBytes is the longest message body, in bytes.
+	MaxBodyBytes = 4096
+	// MaxPasswordBytes is the longest password accepted by Register.
+	MaxPasswordBytes = 1024
+	// MaxUnread is the most messages a user's unread queue holds; a send
+	// beyond it is a *QueueFullError.
+	MaxUnread = 10000
+	// MaxIDsPerCommand bounds the ids of one Deliver or DeleteMessages.
+	MaxIDsPerCommand = 1000
+	// DedupWindow is how many of a client's most recent request results are
+	// kept at least; older seqs of that client may be answered with
+	// ErrExpiredRequest.
+	DedupWindow = 256
+	// DedupIdleNanos is how long (by record Time) a client may stay silent
+	// before its dedup entries are dropped: 7 days.
+	DedupIdleNanos = int64(7 * 24 * 3600 * 1e9)
+	// maxExpirePerRecord bounds the clients expired while applying one
+	// record, so that one record's transaction stays small.
+	maxExpirePerRecord = 16
+	// purgePerRecord bounds the views of deleted accounts removed after
+	// each record, for the same reason.
+	purgePerRecord = 256
+)
+
+// State is the chat state materialized in a Store. Apply must be called by
+// one goroutine at a time; queries may run concurrently with it (each runs in
+// one read transaction).
+type State struct {
+	store Store
+	// applied caches the "applied" key; it is updated only after the
+	// transaction that wrote it committed.
+	applied atomic.Uint64
+	// loadErr is the error met reading the store in NewState, returned by
+	// Apply until a successful RestoreSnapshot.
+	loadErr atomic.Pointer[error]
+}
+
+// NewState returns the state kept in store, resuming after the offset it
+// last applied. If the store holds an incomplete snapshot restore, Applied
+// reports 0 and Apply, Check and Digest return ErrIncompleteRestore.
+func NewState(store Store) *State {
+	s := &State{store: store}
+	err := store.View(func(kv KV) error {
+		if err := checkNotRestoring(kv); err != nil {
+			return err
+		}
+		off, err := getU64(kv, keyApplied)
+		s.applied.Store(off)
+		return err
+	})
+	if err != nil {
+		err = fmt.Errorf("load chat state: %w", err)
+		s.loadErr.Store(&err)
+	}
+	return s
+}
+
+// Applied is the offset of the last record applied (0 if none).
+func (s *State) Applied() eventlog.Offset { return eventlog.Offset(s.applied.Load()) }
+
+func checkNotRestoring(kv KV) error {
+	_, ok, err := kv.Get(keyRestoring)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return ErrIncompleteRestore
+	}
+	return nil
+}
+
+// Result is the outcome of one client request, stored for deduplication:
+// a retry of the same (client id, seq) gets it back instead of a re-apply.
+type Result struct {
+	// Code is "" on success, else the error code (see Code).
+	Code    string `msgpack:"code,omitempty"`
+	Message string `msgpack:"msg,omitempty"`
+	// UserID: the account created (register) or deleted (delete_account).
+	UserID uint64 `msgpack:"uid,omitempty"`
+	// MessageID and Time: the message sent (send).
+	MessageID uint64 `msgpack:"mid,omitempty"`
+	Time      int64  `msgpack:"time,omitempty"`
+	// IDs: the messages marked delivered (deliver) or deleted.
+	IDs []uint64 `msgpack:"ids,omitempty"`
+}
+
+// Err returns nil for a success, else an error whose text is the original
+// message and which wraps the sentinel of Code.
+func (r Result) Err() error {
+	if r.Code == "" {
+		return nil
+	}
+	sentinel := sentinelForCode(r.Code)
+	if sentinel == nil {
+		return errors.New(r.Message)
+	}
+	return &resultError{sentinel: sentinel, message: r.Message}
+}
+
+func failed(err error) Result { return Result{Code: Code(err), Message: err.Error()} }
+
+// Apply applies recs in offset order. Records at or below Applied() are
+// skipped; a record after a gap is a *GapError. Each batch is applied in
+// one Update together with the applied offset, so a crash never applies a
+// record twice or loses one; a batch too big for one transaction is split,
+// down to one record per transaction.
+//
+// Applying is total: a chat event that is invalid against the current state
+// only records an error Result for its (client id, seq). Apply returns an
+// error only for a storage failure, a gap, or an undecodable chat payload
+// (naming its offset); the state is then unchanged by the failed batch.
+func (s *State) Apply(recs []eventlog.Record) error {
+	if p := s.loadErr.Load(); p != nil {
+		return *p
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	var last uint64
+	err := s.store.Update(func(kv KV) error {
+		var err error
+		last, err = applyBatch(kv, recs)
+		return err
+	})
+	if errors.Is(err, ErrTxnTooBig) && len(recs) > 1 {
+		half := len(recs) / 2
+		if err := s.Apply(recs[:half]); err != nil {
+			return err
+		}
+		return s.Apply(recs[half:])
+	}
+	if err != nil {
+		return fmt.Errorf("apply records %d-%d: %w", recs[0].Offset, recs[len(recs)-1].Offset, err)
+	}
+	s.applied.Store(last)
+	return nil
+}
+
+func applyBatch(kv KV, recs []eventlog.Record) (uint64, error) {
+	if err := checkNotRestoring(kv); err != nil {
+		return 0, err
+	}
+	applied, err := getU64(kv, keyApplied)
+	if err != nil {
+		return 0, err
+	}
+	start := applied
+	for _, rec := range recs {
+		off := uint64(rec.Offset)
+		if off <= applied {
+			continue
+		}
+		if off != applied+1 {
+			return 0, &GapError{Applied: applied, Got: off}
+		}
+		if err := applyRecord(kv, rec); err != nil {
+			return 0, fmt.Errorf("apply offset %d: %w", off, err)
+		}
+		if err := purgeStep(kv, purgePerRecord); err != nil {
+			return 0, fmt.Errorf("purge deleted accounts at offset %d: %w", off, err)
+		}
+		applied = off
+	}
+	if applied != start {
+		if err := putU64(kv, keyApplied, applied); err != nil {
+			return 0, err
+		}
+	}
+	return applied, nil
+}
+
+func applyRecord(kv KV, rec eventlog.Record) error {
+	if !strings.HasPrefix(rec.Type, TypePrefix) {
+		return nil // a protocol event of the replica layer
+	}
+	if len(rec.ClientID) > MaxClientIDLen {
+		return nil // cannot be deduplicated; the server never decides one
+	}
+	ev, err := DecodeEvent(rec.Type, rec.Data)
+	if err != nil {
+		return fmt.Errorf("undecodable %s event at offset %d: %w", rec.Type, rec.Offset, err)
+	}
+	clock, err := advanceClock(kv, rec.Time)
+	if err != nil {
+		return err
+	}
+	if rec.ClientID != "" {
+		done, err := isDuplicate(kv, rec.ClientID, rec.Seq)
+		if err != nil || done {
+			return err
+		}
+	}
+	res, err := applyEvent(kv, rec, ev)
+	if err != nil {
+		return err
+	}
+	if rec.ClientID != "" {
+		if err := storeResult(kv, rec.ClientID, rec.Seq, clock, res); err != nil {
+			return err
+		}
+	}
+	return expireClients(kv, clock)
+}
+
+func applyEvent(kv KV, rec eventlog.Record, ev Event) (Result, error) {
+	var (
+		res Result
+		err error
+	)
+	switch ev := ev.(type) {
+	case *RegisterEvent:
+		res, err = applyRegister(kv, rec, ev)
+	case *SendEvent:
+		res, err = applySend(kv, rec, ev)
+	case *DeliverEvent:
+		res, err = applyDeliver(kv, ev)
+	case *DeleteMessagesEvent:
+		res, err = applyDeleteMessages(kv, ev)
+	case *DeleteAccountEvent:
+		res, err = applyDeleteAccount(kv, ev)
+	default:
+		return Result{}, fmt.Errorf("apply %T: no handler", ev)
+	}
+	// A domain error is a rejected request, recorded as its result; any
+	// other error is a storage failure that aborts the batch.
+	if err != nil && Code(err) != CodeInternal {
+		return failed(err), nil
+	}
+	return res, err
+}
