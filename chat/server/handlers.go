@@ -19,6 +19,8 @@ func (sess *session) dispatch(ctx context.Context, req wire.Frame) (any, error) 
 		return wire.PingResponse{}, nil
 	case wire.OpStatus:
 		return sess.srv.statusResponse(), nil
+	case wire.OpMetrics:
+		return sess.srv.metrics(req)
 	}
 	// Everything else needs the primary: a backup's state may lag, and only
 	// the primary accepts writes.
@@ -388,4 +390,30 @@ func (sess *session) ack(ctx context.Context, req wire.Frame) (any, error) {
 func (s *Server) statusResponse() wire.StatusResponse {
 	st := s.repl.Status()
 	return wire.StatusResponse{Replicas: st.Replicas}
+}
+
+// LagSource is an optional capability of a Replicator: the replication lag
+// samples that the metrics op serves.
+type LagSource interface {
+	LagSamples(after uint64, limit int) (samples []wire.LagSample, next, dropped uint64)
+}
+
+// maxLagSamples bounds one metrics answer so that it fits in a frame.
+const maxLagSamples = 8192
+
+func (s *Server) metrics(req wire.Frame) (any, error) {
+	var body wire.MetricsRequest
+	if err := decode(req, &body); err != nil {
+		return nil, err
+	}
+	src, ok := s.repl.(LagSource)
+	if !ok {
+		return wire.MetricsResponse{Samples: []wire.LagSample{}, Next: body.After}, nil
+	}
+	limit := body.Limit
+	if limit <= 0 || limit > maxLagSamples {
+		limit = maxLagSamples
+	}
+	samples, next, dropped := src.LagSamples(body.After, limit)
+	return wire.MetricsResponse{Samples: samples, Next: next, Dropped: dropped}, nil
 }

@@ -73,3 +73,36 @@ func NewPush(op string, body any) (Frame, error) {
 	}
 	return Frame{Kind: KindPush, Op: op, Body: raw}, nil
 }
+
+// MetricsRequest asks a replica for its replication lag samples with a
+// sequence number greater than After (0: the oldest it still holds), at most
+// Limit (0: the replica's default). Only the primary records samples.
+// Works without logging in, on any replica.
+type MetricsRequest struct {
+	After uint64 `msgpack:"after"`
+	Limit int    `msgpack:"limit"`
+}
+
+// MetricsResponse carries lag samples in sequence order. Next is the Seq of
+// the last sample returned (pass it as After), or After when there is none.
+// Dropped counts samples the replica discarded before anyone fetched them
+// (its buffer is bounded).
+type MetricsResponse struct {
+	Samples []LagSample `msgpack:"samples"`
+	Next    uint64      `msgpack:"next"`
+	Dropped uint64      `msgpack:"dropped"`
+}
+
+// LagSample is the replication lag of one log offset to one backup, measured
+// on the primary's clock: AppendedAt when the primary's own append of the
+// record was durable, DurableAt when the backup's acknowledgement that it
+// holds the record durably arrived, AppliedAt when the backup reported it
+// applied (0 if not yet known). Times are Unix nanoseconds.
+type LagSample struct {
+	Seq        uint64 `msgpack:"seq"`
+	Offset     uint64 `msgpack:"offset"`
+	Replica    uint32 `msgpack:"replica"`
+	AppendedAt int64  `msgpack:"appended_at"`
+	DurableAt  int64  `msgpack:"durable_at"`
+	AppliedAt  int64  `msgpack:"applied_at"`
+}

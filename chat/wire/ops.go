@@ -21,6 +21,7 @@ const (
 	OpAck            = "ack"
 	OpStatus         = "status"
 	OpPing           = "ping"
+	OpMetrics        = "metrics"
 )
 
 // PushMessage is the op of the push frame that carries a Message (body) to a
@@ -45,7 +46,7 @@ func KnownOp(op string) bool {
 	switch op {
 	case OpHello, OpRegister, OpLogin, OpLogout, OpUsers, OpSend, OpRead,
 		OpHistory, OpDeleteMessages, OpDeleteAccount, OpListen, OpAck,
-		OpStatus, OpPing:
+		OpStatus, OpPing, OpMetrics:
 		return true
 	}
 	return false
