@@ -17,7 +17,8 @@ import (
 	"github.com/replichat/replichat/chat"
 	"github.com/replichat/replichat/chat/wire"
 	"github.com/replichat/replichat/eventlog"
-	"github.com/replichat/replichat/replica/standalone"
+	"github.com/replichat/replichat/replica"
+	"github.com/replichat/replichat/replica/shell"
 )
 
 // cheapArgon keeps password hashing fast in tests; the cost is carried in
@@ -32,9 +33,9 @@ type testServer struct {
 	repl  *fakeRole
 }
 
-// fakeRole wraps the standalone replicator and can pretend to be a backup.
+// fakeRole wraps a one-replica shell and can pretend to be a backup.
 type fakeRole struct {
-	r *standalone.Replicator
+	r *shell.Shell
 
 	mu      sync.Mutex
 	backup  bool
@@ -51,6 +52,9 @@ func (f *fakeRole) Propose(ctx context.Context, recs []eventlog.Record) (eventlo
 	return f.r.Propose(ctx, recs)
 }
 
+func (f *fakeRole) epoch() uint64  { return f.r.Status().Epoch }
+func (f *fakeRole) commit() uint64 { return f.r.Status().Commit }
+
 func (f *fakeRole) Status() Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -58,9 +62,12 @@ func (f *fakeRole) Status() Status {
 	if f.backup {
 		role = wire.RoleBackup
 	}
-	return Status{ID: 0, Role: role, Epoch: uint64(f.r.Epoch()), Primary: "127.0.0.1:1", Waiting: f.waiting,
-		Replicas: []wire.ReplicaStatus{{ID: 0, Addr: "127.0.0.1:1", Role: role, Epoch: uint64(f.r.Epoch()),
-			LogEnd: uint64(f.r.Commit()), Commit: uint64(f.r.Commit()), InSync: true}}}
+	if !f.backup && f.r.Status().Role != shell.RolePrimary {
+		role = wire.RoleBackup // the shell has not taken office yet
+	}
+	return Status{ID: 0, Role: role, Epoch: f.epoch(), Primary: "127.0.0.1:1", Waiting: f.waiting,
+		Replicas: []wire.ReplicaStatus{{ID: 0, Addr: "127.0.0.1:1", Role: role, Epoch: f.epoch(),
+			LogEnd: f.commit(), Commit: f.commit(), InSync: true}}}
 }
 
 func (f *fakeRole) setBackup(backup bool, waiting string) {
@@ -74,7 +81,10 @@ func startServer(t *testing.T, mod func(*Config)) *testServer {
 	log := eventlog.NewMemoryLog()
 	state := chat.NewState(chat.NewMemStore())
 	sm := NewStateMachine(state)
-	repl, err := standalone.Open(log, sm, nil)
+	repl, err := shell.New(shell.Config{
+		Node: replica.Config{ID: 0, Peers: []replica.NodeID{0}}, Log: log, StateMachine: sm,
+		Transport: shell.NoTransport{}, TickInterval: time.Millisecond,
+	})
 	require.NoError(t, err)
 	role := &fakeRole{r: repl}
 	cfg := Config{State: state, Replicator: role, Argon: cheapArgon}
@@ -91,6 +101,7 @@ func startServer(t *testing.T, mod func(*Config)) *testServer {
 	wg.Go(func() { repl.Run(ctx) })
 	wg.Go(func() { srv.Serve(ctx, ln) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
+	require.Eventually(t, func() bool { return repl.Status().Role == shell.RolePrimary }, 5*time.Second, time.Millisecond)
 	return &testServer{addr: ln.Addr().String(), srv: srv, state: state, log: log, repl: role}
 }
 

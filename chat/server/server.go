@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/replichat/replichat/chat"
@@ -120,11 +121,16 @@ type Server struct {
 	logger  *slog.Logger
 	limiter *loginLimiter
 	ids     messageIDs
+	// watchedPrimary is the role the step-down watcher last saw.
+	watchedPrimary atomic.Bool
 
 	// mu guards the fields below it.
 	mu sync.Mutex
 	// conns is every open connection, so that shutdown can close them.
 	conns map[net.Conn]struct{}
+	// clients are the connections serving chat clients (not peers): closed
+	// when this replica steps down, so their clients find the new primary.
+	clients map[net.Conn]struct{}
 	// listening maps a user id to its listening sessions: the user's
 	// presence. Invariant: no entry holds an empty set.
 	listening map[uint64]map[*pusher]struct{}
@@ -143,6 +149,7 @@ func New(cfg Config) (*Server, error) {
 		logger:    cfg.Logger,
 		limiter:   newLoginLimiter(cfg.LoginFailures, cfg.LoginWindow),
 		conns:     make(map[net.Conn]struct{}),
+		clients:   make(map[net.Conn]struct{}),
 		listening: make(map[uint64]map[*pusher]struct{}),
 	}, nil
 }
@@ -159,6 +166,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		s.closeAll()
 	})
+	wg.Go(func() { s.watchStepDown(ctx) })
 	defer wg.Wait()
 	var tempDelay time.Duration
 	for {
@@ -211,6 +219,35 @@ func (s *Server) untrack(conn net.Conn) {
 	conn.Close()
 }
 
+// stepDownPoll is how often the server checks whether it lost the primary
+// role. Clients on a deposed primary get not_primary on their next request
+// anyway; closing their connections also moves idle listeners promptly.
+const stepDownPoll = 50 * time.Millisecond
+
+func (s *Server) watchStepDown(ctx context.Context) {
+	t := time.NewTicker(stepDownPoll)
+	defer t.Stop()
+	wasPrimary := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		primary := s.repl.Status().Role == wire.RolePrimary
+		s.watchedPrimary.Store(primary)
+		if wasPrimary && !primary {
+			s.logger.Info("no longer the primary; closing client connections")
+			s.mu.Lock()
+			for c := range s.clients {
+				c.Close()
+			}
+			s.mu.Unlock()
+		}
+		wasPrimary = primary
+	}
+}
+
 func (s *Server) closeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -251,6 +288,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		return
 	}
 	if first[0] == tlsRecordHandshake && s.cfg.TLS != nil {
+		defer s.clientConn(conn)()
 		tc := tls.Server(&prefixConn{Conn: conn, r: br}, s.cfg.TLS)
 		hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
 		err := tc.HandshakeContext(hctx)
@@ -277,7 +315,20 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		}
 		return
 	}
+	defer s.clientConn(conn)()
 	s.serveClient(ctx, &prefixConn{Conn: conn, r: br}, log)
+}
+
+// clientConn marks conn as a client connection for its lifetime.
+func (s *Server) clientConn(conn net.Conn) func() {
+	s.mu.Lock()
+	s.clients[conn] = struct{}{}
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.clients, conn)
+		s.mu.Unlock()
+	}
 }
 
 // prefixConn is a net.Conn whose reads come first from bytes already

@@ -7,6 +7,7 @@ package server
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -358,4 +359,19 @@ func TestServer_UsersWildcardAndPaging(t *testing.T) {
 	c.mustCall(wire.OpUsers, wire.UsersRequest{Pattern: "?ob"}, &page)
 	require.Len(t, page.Users, 1)
 	assert.Equal(t, "bob", page.Users[0].Name)
+}
+
+func TestServer_StepDownClosesClientConnections(t *testing.T) {
+	ts := startServer(t, nil)
+	alice := ts.user(t, "alice")
+	alice.mustCall(wire.OpListen, wire.ListenRequest{}, nil)
+	require.Eventually(t, ts.srv.watchedPrimary.Load, 5*time.Second, time.Millisecond)
+	ts.repl.setBackup(true, "")
+	alice.conn.NetConn().SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := alice.conn.ReadFrame()
+	require.Error(t, err, "the deposed primary closes the connection")
+	var ne net.Error
+	if errors.As(err, &ne) {
+		assert.False(t, ne.Timeout(), "closed, not timed out")
+	}
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"fmt"
 	"strings"
 
 	"github.com/replichat/replichat/chat"
@@ -12,8 +14,8 @@ import (
 // It is the only writer of the chat state.
 type StateMachine struct {
 	state *chat.State
-	// notify is called after each applied batch with the users whose unread
-	// queue changed; nil until a Server is attached.
+	// srv's pushers are woken after each applied batch for the users whose
+	// unread queue changed; nil until a Server is attached.
 	srv *Server
 }
 
@@ -41,6 +43,22 @@ func (m *StateMachine) Apply(recs []eventlog.Record) error {
 
 // Applied is the offset of the last applied record.
 func (m *StateMachine) Applied() (eventlog.Offset, error) { return m.state.Applied(), nil }
+
+// Reset empties the chat state (Applied becomes 0) so that the log can be
+// replayed into it: replication needs this when a fork forces it to truncate
+// records the state already applied. It restores the snapshot of an empty
+// state, which is crash-safe: an interrupted reset leaves a marker that makes
+// the state refuse to serve until a reset completes.
+func (m *StateMachine) Reset() error {
+	var empty bytes.Buffer
+	if err := chat.NewState(chat.NewMemStore()).WriteSnapshot(&empty); err != nil {
+		return fmt.Errorf("snapshot an empty state: %w", err)
+	}
+	if err := m.state.RestoreSnapshot(&empty); err != nil {
+		return fmt.Errorf("reset chat state: %w", err)
+	}
+	return nil
+}
 
 // wake nudges the pushers of every user whose unread queue grew (a send to
 // them) or shrank (a delivery, which frees their push window).

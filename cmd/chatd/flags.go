@@ -30,6 +30,7 @@ type config struct {
 	failover    time.Duration
 	argonMemKiB uint
 	argonTime   uint
+	forceLead   bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -52,6 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.failover, "failover-timeout", 400*time.Millisecond, "silence after which a replica is presumed crashed")
 	fs.UintVar(&cfg.argonMemKiB, "argon-memory", 19*1024, "argon2id memory per password hash, KiB")
 	fs.UintVar(&cfg.argonTime, "argon-time", 2, "argon2id passes per password hash")
+	fs.BoolVar(&cfg.forceLead, "force-lead", false, "operator override: take over as primary even though the replicas of the last in-sync set have not all been heard from (may lose what only they held; logged)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: chatd --id N --data DIR [--peers 0=host:port,1=host:port,...] [flags]\n\nflags:\n")
 		fs.PrintDefaults()
