@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a local replichat cluster of $REPLICAS chatd processes (default 3) on 127.0.0.1:7100..,
-# each with its data under ./data/<id>, logs under ./data/<id>.log. Ctrl-C (or SIGTERM) stops all.
-# Extra arguments are passed to every chatd (e.g. --failover-timeout 2s).
+# each with its data under ./data/<id> and its log in ./data/<id>.log. Ctrl-C (or SIGTERM) stops
+# every replica that is running then. Replicas may be crashed and restarted meanwhile with
+# scripts/replica.sh (a failover demo). Extra arguments go to every chatd (e.g. --log-level debug).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 replicas=${REPLICAS:-3}
@@ -14,32 +15,29 @@ peers=""
 for ((i = 0; i < replicas; i++)); do
 	peers+="${peers:+,}$i=127.0.0.1:$((base_port + i))"
 done
+echo "$peers" >data/peers
 
-pids=()
-stop() {
+stop_all() {
 	trap - INT TERM EXIT
 	echo
-	echo "run-cluster: stopping ${#pids[@]} replicas"
-	kill -TERM "${pids[@]}" 2>/dev/null || true
-	wait "${pids[@]}" 2>/dev/null || true
+	echo "run-cluster: stopping the cluster"
+	for ((i = 0; i < replicas; i++)); do
+		[ -f "data/$i.pid" ] && kill -TERM "$(cat "data/$i.pid")" 2>/dev/null || true
+	done
+	for ((i = 0; i < replicas; i++)); do
+		pid=$(cat "data/$i.pid" 2>/dev/null || true)
+		while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+		rm -f "data/$i.pid"
+	done
 }
-trap stop INT TERM EXIT
+trap stop_all INT TERM EXIT
 
 for ((i = 0; i < replicas; i++)); do
-	if [ "$replicas" -eq 1 ]; then
-		"$bin" --id 0 --data "data/0" --listen "127.0.0.1:$base_port" "$@" 2>"data/0.log" &
-	else
-		"$bin" --id "$i" --data "data/$i" --peers "$peers" "$@" 2>"data/$i.log" &
-	fi
-	pids+=($!)
+	"$bin" --id "$i" --data "data/$i" --peers "$peers" "$@" 2>>"data/$i.log" &
+	echo $! >"data/$i.pid"
 	echo "run-cluster: replica $i on 127.0.0.1:$((base_port + i)) (pid $!, data ./data/$i, log ./data/$i.log)"
 done
 echo "run-cluster: try: CHAT_PASSWORD=secret ./bin/chat --user alice register"
+echo "run-cluster: crash and restart replicas with: scripts/replica.sh kill|start ID"
 echo "run-cluster: Ctrl-C stops the cluster"
-# Returns when any replica exits (e.g. it was killed for a failover demo) only if all have exited.
-while :; do
-	alive=0
-	for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=$((alive + 1)); done
-	[ "$alive" -eq 0 ] && break
-	sleep 1
-done
+while :; do sleep 1; done

@@ -14,6 +14,7 @@ import (
 
 // dispatch runs one request and returns its response body.
 func (sess *session) dispatch(ctx context.Context, req wire.Frame) (any, error) {
+	sess.curOp = req.Op
 	switch req.Op {
 	case wire.OpPing:
 		return wire.PingResponse{}, nil
@@ -160,6 +161,9 @@ func (sess *session) mutate(ctx context.Context, seq uint64, cmd chat.Command) (
 	}
 	if _, err := srv.repl.Propose(ctx, recs); err != nil {
 		return chat.Result{}, err
+	}
+	if srv.cfg.AfterCommit != nil {
+		srv.cfg.AfterCommit(sess.curOp)
 	}
 	res, ok, err := srv.state.Result(sess.clientID, seq)
 	if err != nil {

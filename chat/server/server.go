@@ -73,6 +73,10 @@ type Config struct {
 	LoginWindow   time.Duration
 	// Argon are the password hashing costs; zero means chat's defaults.
 	Argon chat.ArgonParams
+	// AfterCommit, if set, runs after a mutating request's events are
+	// committed and applied and before the reply is sent: a failpoint for
+	// tests that crash a primary exactly there.
+	AfterCommit func(op string)
 	// Now is the wall clock (tests replace it). Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger

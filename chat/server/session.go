@@ -28,6 +28,8 @@ type session struct {
 
 	// pusher is the running push loop, if listening.
 	pusher *pusher
+	// curOp is the op being handled, for the AfterCommit failpoint.
+	curOp string
 	// ctx is the connection's context: it outlives each request, so the
 	// pusher runs under it, not under a request's.
 	ctx context.Context

@@ -127,13 +127,18 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	afterCommit, err := afterCommitFailpoint(logger)
+	if err != nil {
+		return err
+	}
 	srvCfg := server.Config{
-		State:      state,
-		Replicator: &replicator{sh: sh},
-		TLS:        tlsCfg,
-		MaxConns:   cfg.maxConns,
-		Argon:      chat.ArgonParams{Time: uint32(cfg.argonTime), MemoryKiB: uint32(cfg.argonMemKiB), Threads: 1},
-		Logger:     logger.With("component", "server"),
+		AfterCommit: afterCommit,
+		State:       state,
+		Replicator:  &replicator{sh: sh},
+		TLS:         tlsCfg,
+		MaxConns:    cfg.maxConns,
+		Argon:       chat.ArgonParams{Time: uint32(cfg.argonTime), MemoryKiB: uint32(cfg.argonMemKiB), Threads: 1},
+		Logger:      logger.With("component", "server"),
 	}
 	if peerTransport != nil {
 		srvCfg.Peer = peerTransport.Accept
