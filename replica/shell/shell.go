@@ -83,8 +83,7 @@ type Shell struct {
 
 	// Loop-owned state (only the Run goroutine touches these).
 	node     *replica.Node
-	applied  eventlog.Offset
-	waiters  map[eventlog.Offset]*proposal
+	ap       *applier
 	appended appendTimes
 	match    map[replica.NodeID]eventlog.Offset
 }
@@ -126,7 +125,6 @@ func New(cfg Config) (*Shell, error) {
 		propc:   make(chan *proposal, 1024),
 		forcec:  make(chan chan error),
 		stopped: make(chan struct{}),
-		waiters: make(map[eventlog.Offset]*proposal),
 		match:   make(map[replica.NodeID]eventlog.Offset),
 	}
 	s.lag.init(cfg.LagSamples)
@@ -193,10 +191,16 @@ const maxDrain = 4096
 // the core believes the Ready was carried out).
 func (s *Shell) Run(ctx context.Context) (err error) {
 	defer close(s.stopped)
-	defer func() { s.failWaiters(ErrStopped) }()
-	if err := s.recoverState(); err != nil {
+	applied, err := s.recoverState()
+	if err != nil {
 		return err
 	}
+	s.ap = newApplier(s.log, s.sm, applied)
+	go s.ap.run()
+	defer func() {
+		s.ap.close()
+		s.ap.failAll(ErrStopped)
+	}()
 	node, err := replica.NewNode(s.cfg.Node, s.log)
 	if err != nil {
 		return fmt.Errorf("start replication core: %w", err)
@@ -220,6 +224,8 @@ func (s *Shell) Run(ctx context.Context) (err error) {
 			s.propose(p)
 		case reply := <-s.forcec:
 			reply <- s.node.ForceLead()
+		case <-s.ap.failed:
+			return s.ap.err
 		}
 		// Take whatever else is already waiting, so that it shares this
 		// iteration's fsync.
@@ -277,12 +283,7 @@ func (s *Shell) propose(p *proposal) {
 		p.done <- proposalResult{err: err}
 		return
 	}
-	if old := s.waiters[last]; old != nil {
-		// Cannot happen while offsets only grow on a primary; fail the old
-		// one rather than leave it hanging.
-		old.done <- proposalResult{err: ErrLost}
-	}
-	s.waiters[last] = p
+	s.ap.wait(last, p)
 }
 
 // handleReady carries out one Ready in the order of the core's contract.
@@ -331,9 +332,9 @@ func (s *Shell) handleReady() error {
 		}
 		s.tr.Send(transport.NodeID(m.To), b)
 	}
-	if err := s.apply(rd.Commit); err != nil {
-		return err
-	}
+	// Applying is handed to the applier: records up to Commit are durable
+	// here, and the applier applies them in order while the loop goes on.
+	s.ap.advance(rd.Commit)
 	s.node.Advance(rd)
 	return nil
 }
@@ -345,68 +346,21 @@ func (s *Shell) truncate(after eventlog.Offset) error {
 	if err := s.log.Truncate(after); err != nil {
 		return fmt.Errorf("truncate after %d: %w", after, err)
 	}
-	for off, p := range s.waiters {
-		if off > after {
-			p.done <- proposalResult{err: ErrLost}
-			delete(s.waiters, off)
-		}
+	reset, err := s.ap.truncated(after)
+	if err != nil {
+		return err
 	}
-	if s.applied > after {
-		s.logger.Warn("log truncated below the applied state; rebuilding the state from the log",
-			"applied", s.applied, "truncate_after", after)
-		if err := s.sm.Reset(); err != nil {
-			return fmt.Errorf("reset state machine: %w", err)
-		}
-		s.applied = 0
-	}
-	return nil
-}
-
-// applyBatchBytes bounds one read of committed records.
-const applyBatchBytes = 1 << 20
-
-// apply applies committed records up to commit and settles their proposals.
-func (s *Shell) apply(commit eventlog.Offset) error {
-	for s.applied < commit {
-		recs, err := s.log.Read(s.applied+1, applyBatchBytes)
-		if err != nil {
-			return fmt.Errorf("read committed records from %d: %w", s.applied+1, err)
-		}
-		if len(recs) == 0 {
-			return fmt.Errorf("commit %d is beyond the log end %d", commit, s.log.Last())
-		}
-		for i, r := range recs {
-			if r.Offset != s.applied+1+eventlog.Offset(i) {
-				panic(fmt.Sprintf("shell: read from %d returned offset %d at %d", s.applied+1, r.Offset, i))
-			}
-			if r.Offset > commit {
-				recs = recs[:i]
-				break
-			}
-		}
-		if err := s.sm.Apply(recs); err != nil {
-			return fmt.Errorf("apply offsets %d-%d: %w", recs[0].Offset, recs[len(recs)-1].Offset, err)
-		}
-		for _, r := range recs {
-			if p := s.waiters[r.Offset]; p != nil {
-				delete(s.waiters, r.Offset)
-				if r.ClientID == p.clientID && r.Seq == p.seq {
-					p.done <- proposalResult{last: r.Offset}
-				} else {
-					p.done <- proposalResult{err: ErrLost}
-				}
-			}
-		}
-		s.applied = recs[len(recs)-1].Offset
+	if reset {
+		s.logger.Warn("log truncated below the applied state; rebuilt the state from the log", "truncate_after", after)
 	}
 	return nil
 }
 
 // recoverState brings the applied offset in line with the log at start-up.
-func (s *Shell) recoverState() error {
+func (s *Shell) recoverState() (eventlog.Offset, error) {
 	applied, err := s.sm.Applied()
 	if err != nil {
-		return fmt.Errorf("read applied offset: %w", err)
+		return 0, fmt.Errorf("read applied offset: %w", err)
 	}
 	if applied > s.log.Last() {
 		// The state is ahead of the log: only possible if the log lost a
@@ -414,20 +368,19 @@ func (s *Shell) recoverState() error {
 		// the log cannot explain.
 		s.logger.Warn("state applied beyond the log end; rebuilding it from the log", "applied", applied, "log_end", s.log.Last())
 		if err := s.sm.Reset(); err != nil {
-			return fmt.Errorf("reset state machine: %w", err)
+			return 0, fmt.Errorf("reset state machine: %w", err)
 		}
 		applied = 0
 	}
-	s.applied = applied
-	return nil
+	return applied, nil
 }
 
 // afterIteration fails proposals a primary can no longer finish, records lag
 // samples and publishes the status.
 func (s *Shell) afterIteration() {
 	st := s.node.Status()
-	if st.Role != replica.RolePrimary && len(s.waiters) > 0 {
-		s.failWaiters(&replica.NotPrimaryError{Primary: st.Primary})
+	if st.Role != replica.RolePrimary && s.ap.hasWaiters() {
+		s.ap.failAll(&replica.NotPrimaryError{Primary: st.Primary})
 	}
 	if st.Role == replica.RolePrimary {
 		now := time.Now().UnixNano()
@@ -448,15 +401,7 @@ func (s *Shell) afterIteration() {
 	s.publish(st)
 }
 
-func (s *Shell) failWaiters(err error) {
-	for off, p := range s.waiters {
-		p.done <- proposalResult{err: err}
-		delete(s.waiters, off)
-	}
-}
-
 func (s *Shell) publishStatus() { s.publish(s.node.Status()) }
-
 
 // NoTransport is the transport of a one-replica cluster: there is no one to
 // talk to. Its inbox never delivers.
