@@ -1,0 +1,76 @@
+// Command chatreplay prints the history held in a replica's data directory,
+// offline.
+//
+//	chatreplay --data DIR [--from OFFSET] [--to OFFSET] [--type TYPE] [--user NAME] [--json] [--state] [--mem]
+//
+// # Reading
+//
+// It opens the event log read-only and streams it in offset order, in
+// batches of at most readBatchBytes, one line per event:
+//
+//	OFFSET  EPOCH  TIME  TYPE  key=value ...
+//
+// or, with --json, one object per line whose first keys are always offset,
+// epoch, type and time (RFC 3339 with nanoseconds, UTC), then client and
+// seq when the record came from a client request, then the event's fields
+// in snake_case. Chat events are decoded with chat.DecodeEvent; a
+// register's password hash is printed as "<redacted>", never itself.
+// Records of other types (the replica layer's "replica.*") are decoded as
+// generic msgpack and printed under "data" with sorted keys (their own
+// field names, such as "epoch", would otherwise collide with the record's);
+// a payload that is not msgpack is printed as "data_base64". Nothing depends
+// on the local time zone or on map iteration order, so two replicas holding
+// the same records print the same bytes.
+//
+// A running replica holds its directory locked: chatreplay then says so and
+// exits 1 rather than read a view that changes under it (stop the replica,
+// or copy the directory and replay the copy). Badger cannot open read-only
+// a directory whose writer crashed; eventlog.OpenBadger then recovers it
+// with a brief read-write open first, as the replica itself would at its
+// next start. A record that fails its checksum ends the output: everything
+// before it is printed, then the error naming its offset, and the exit
+// status is 1. So does a chat event that does not decode (the server could
+// not have applied it either).
+//
+// # Folding
+//
+// Chat events name users by id. To print names, results and the state,
+// chatreplay folds every record from offset 1 through chat.State.Apply,
+// the server's own path, into a scratch state, even when --from is later;
+// only the events within [--from, --to] are printed. The scratch state is
+// kept in a temporary Badger directory (removed at exit), so memory does
+// not grow with the log; --mem keeps it in memory instead, which is faster
+// for small logs. A chat event from a client also gets a "result": "ok",
+// the error code that applying it recorded, or "duplicate" when the dedup
+// table skipped it (a retried request that had already been applied).
+//
+// A log compacted below offset 1 cannot be folded: its events are then
+// printed without names or results (with a warning on stderr), and --user
+// and --state are refused.
+//
+// # Filters
+//
+// --type takes a record type ("chat.send", "replica.epoch") or a chat
+// event's short name ("send", "delete-messages"), or several separated by
+// commas. --user NAME selects the events that involve an account named
+// NAME: its registration, the messages it sent or received, its
+// deliveries, its deletions. Matching is by account id, and every account
+// that ever had the name matches: an account deleted and then registered
+// again under the same name matches under both ids, which every printed
+// event shows (uid, from_uid, to_uid) so that the two can be told apart.
+//
+// # State
+//
+// --state folds the log up to --to (default: its end) and prints the chat
+// state instead of the events: per live account, in name order, its uid,
+// queued (unread) messages, delivered messages (received messages still in
+// its history that were read or acknowledged) and history size; then a
+// summary with the offset applied, the number of accounts and
+// chat.State.Digest in hex, which equals the replica's own digest at that
+// offset. With --user, only that account is listed (the summary still
+// covers the whole state).
+//
+// # Exit status
+//
+// 0 on success, 1 on an error (one line on stderr), 2 on a usage error.
+package main

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"strings"
+
+	"github.com/replichat/replichat/chat"
+	"github.com/replichat/replichat/eventlog"
+)
+
+// readBatchBytes bounds one Log.Read, and so the records held in memory.
+const readBatchBytes = 1 << 20
+
+// applyBatch bounds the records folded in one state transaction: enough to
+// amortize a commit, and well within Badger's transaction size limit (a
+// batch over it fails and is applied again in halves).
+const applyBatch = 256
+
+// logReader is what replay needs of the event log.
+type logReader interface {
+	Read(from eventlog.Offset, maxBytes int) ([]eventlog.Record, error)
+	First() eventlog.Offset
+	Last() eventlog.Offset
+}
+
+// replay opens the log, walks it and prints what opts asks for.
+func replay(ctx context.Context, opts options, stdout, stderr io.Writer) (err error) {
+	l, err := openLog(opts.dataDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := l.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the log: %w", cerr)
+		}
+	}()
+
+	end := l.Last()
+	if opts.to != 0 && opts.to < end {
+		end = opts.to
+	}
+	var f *folder
+	if first := l.First(); first > 1 {
+		if opts.state || opts.user != "" {
+			return fmt.Errorf("the log in %s starts at offset %d (compacted): --state and --user need it from offset 1", opts.dataDir, first)
+		}
+		fmt.Fprintf(stderr, "chatreplay: warning: the log starts at offset %d (compacted): printing events without names or results\n", first)
+	} else {
+		var (
+			store      chat.Store
+			closeStore func() error
+		)
+		if store, closeStore, err = newScratchStore(opts); err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := closeStore(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+		f = &folder{st: chat.NewState(store), user: opts.user, uids: make(map[uint64]bool)}
+	}
+
+	w := bufio.NewWriter(stdout)
+	defer func() {
+		// Flush also on error: what came before a corrupt record is output.
+		if ferr := w.Flush(); ferr != nil && err == nil {
+			err = fmt.Errorf("write output: %w", ferr)
+		}
+	}()
+	r := &replayer{opts: opts, folder: f, out: &printer{w: w, json: opts.json}}
+	if err := walk(ctx, l, l.First(), end, readBatchBytes, r.batch); err != nil {
+		return err
+	}
+	if f != nil {
+		if err := f.flush(); err != nil {
+			return err
+		}
+	}
+	if opts.state {
+		return printState(r.out, f.st, opts.user)
+	}
+	return nil
+}
+
+// openLog opens dir's event log read-only, turning the common failures
+// into one clear sentence.
+func openLog(dir string) (*eventlog.BadgerLog, error) {
+	l, err := eventlog.OpenBadger(dir, eventlog.BadgerOptions{ReadOnly: true})
+	switch {
+	case err == nil:
+		return l, nil
+	case errors.Is(err, eventlog.ErrLocked):
+		return nil, fmt.Errorf("%s is in use by a running replica, and its log cannot be read consistently while it is written: "+
+			"stop the replica, or copy the directory (cp -a) and replay the copy", dir)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("no data directory at %s", dir)
+	}
+	return nil, fmt.Errorf("cannot read the data directory %s: %w", dir, err)
+}
+
+// walk calls fn with the records in [from, to], in offset order and in
+// batches of about maxBytes. A corrupt record stops it with the *eventlog.CorruptError, but
+// only after fn has had every record before it.
+func walk(ctx context.Context, l logReader, from, to eventlog.Offset, maxBytes int, fn func([]eventlog.Record) error) error {
+	// corruptAt is the offset of a corrupt record ahead: records before it
+	// are read one at a time, since a batch that reaches it fails whole.
+	var corruptAt eventlog.Offset
+	for next := from; next <= to; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch := maxBytes
+		if next < corruptAt {
+			batch = 1 // Read returns at least one record
+		}
+		recs, err := l.Read(next, batch)
+		if ce := (*eventlog.CorruptError)(nil); errors.As(err, &ce) && ce.Offset > next {
+			corruptAt = ce.Offset
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			return fmt.Errorf("read from %d: the log ended before offset %d", next, to)
+		}
+		if i := slices.IndexFunc(recs, func(r eventlog.Record) bool { return r.Offset > to }); i >= 0 {
+			recs = recs[:i]
+		}
+		if err := fn(recs); err != nil {
+			return err
+		}
+		next = recs[len(recs)-1].Offset + 1
+	}
+	return nil
+}
+
+// replayer decides, record by record, what to fold and what to print.
+type replayer struct {
+	opts   options
+	folder *folder // nil: the log is compacted, nothing is folded
+	out    *printer
+}
+
+// batch handles one batch of records read from the log.
+func (r *replayer) batch(recs []eventlog.Record) error {
+	for _, rec := range recs {
+		if err := r.record(rec); err != nil {
+			return err
+		}
+	}
+	if r.folder != nil {
+		return r.folder.flush()
+	}
+	return nil
+}
+
+func (r *replayer) record(rec eventlog.Record) error {
+	var ev chat.Event
+	if strings.HasPrefix(rec.Type, chat.TypePrefix) {
+		var err error
+		if ev, err = chat.DecodeEvent(rec.Type, rec.Data); err != nil {
+			return fmt.Errorf("decode offset %d: %w", rec.Offset, err)
+		}
+	}
+	show := !r.opts.state && rec.Offset >= r.opts.from &&
+		(len(r.opts.types) == 0 || slices.Contains(r.opts.types, rec.Type)) &&
+		r.involvesUser(ev)
+	f := r.folder
+	if f == nil {
+		if show {
+			return r.out.event(rec, eventFields(ev, outcome{}, nil))
+		}
+		return nil
+	}
+	// A registration of the --user name is applied alone, whether shown
+	// or not, to learn the account id it created.
+	learn := r.opts.user != "" && isRegisterOf(ev, r.opts.user)
+	if !show && !learn {
+		f.pending = append(f.pending, rec)
+		if len(f.pending) >= applyBatch {
+			return f.flush()
+		}
+		return nil
+	}
+	names, err := f.names(ev)
+	if err != nil {
+		return err
+	}
+	res, err := f.applyOne(rec, ev)
+	if err != nil {
+		return err
+	}
+	if !show {
+		return nil
+	}
+	return r.out.event(rec, eventFields(ev, res, names))
+}
+
+// involvesUser reports whether ev passes the --user filter.
+func (r *replayer) involvesUser(ev chat.Event) bool {
+	if r.opts.user == "" {
+		return true
+	}
+	uids := r.folder.uids
+	switch ev := ev.(type) {
+	case *chat.RegisterEvent:
+		return ev.Name == r.opts.user
+	case *chat.SendEvent:
+		return uids[ev.FromUID] || uids[ev.ToUID]
+	case *chat.DeliverEvent:
+		return uids[ev.UID]
+	case *chat.DeleteMessagesEvent:
+		return uids[ev.UID]
+	case *chat.DeleteAccountEvent:
+		return uids[ev.UID]
+	}
+	return false // not a chat event: involves no user
+}
+
+func isRegisterOf(ev chat.Event, name string) bool {
+	reg, ok := ev.(*chat.RegisterEvent)
+	return ok && reg.Name == name
+}
