@@ -385,8 +385,12 @@ func (s *Shell) afterIteration() {
 	if st.Role == replica.RolePrimary {
 		now := time.Now().UnixNano()
 		for _, p := range st.Peers {
-			prev := s.match[p.ID]
-			if p.Match > prev {
+			// Only an advance observed while primary is a sample: a new
+			// primary's first view of a peer's match covers records it
+			// appended as a backup, whose "append time" is not the
+			// primary's.
+			prev, known := s.match[p.ID]
+			if known && p.Match > prev {
 				for off := max(prev+1, p.Match-eventlog.Offset(min(uint64(p.Match), 4096))+1); off <= p.Match; off++ {
 					if at, ok := s.appended.get(off); ok {
 						s.lag.add(uint32(p.ID), uint64(off), at, now)

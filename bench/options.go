@@ -1,0 +1,96 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Options configures a run. The zero value of a field means its default;
+// with Quick the defaults are those of a run that finishes in under a minute.
+type Options struct {
+	// Chatd is the chatd binary; "" builds the module's commands into the
+	// run's directory (cluster.Build), which needs the go tool and the
+	// module's source in the current directory.
+	Chatd string
+	// Dir holds the cluster's data, the replicas' logs and the fsync probe;
+	// "" makes a temporary directory that is removed afterwards.
+	Dir string
+	// Replicas is the cluster size: 1, 3 or 5. Default 3. Failover and
+	// catch-up need 3 or more.
+	Replicas int
+	// Clients is the number of concurrent users, at least 2. Default 16.
+	Clients int
+	// Duration is the length of the load phase. Default 10s (Quick: 3s).
+	Duration time.Duration
+	// Quick selects the defaults of a short run.
+	Quick bool
+	// CatchupEvents is how many events (at least; counted as sends) are
+	// written while a backup is down. Default 20000 (Quick: 3000).
+	CatchupEvents int
+	// FsyncSamples is the number of write+fsync probes. Default 500
+	// (Quick: 100); the probe stops after 5s in any case.
+	FsyncSamples int
+	// ChatdArgs are extra flags for every chatd (e.g. cheaper argon2 costs
+	// for tests).
+	ChatdArgs []string
+	// PhaseTimeout bounds each phase beyond its planned length: a phase that
+	// does not finish within it fails with an error. Default 60s.
+	PhaseTimeout time.Duration
+	// Progress receives a progress line, rewritten in place with \r, while
+	// the run goes; nil prints none.
+	Progress io.Writer
+	// Logger receives the clients' failover events and the phases; nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// fsyncMaxTime bounds the fsync probe on a slow disk.
+const fsyncMaxTime = 5 * time.Second
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Replicas == 0 {
+		o.Replicas = 3
+	}
+	if o.Clients == 0 {
+		o.Clients = 16
+	}
+	if o.Duration == 0 {
+		o.Duration = 10 * time.Second
+		if o.Quick {
+			o.Duration = 3 * time.Second
+		}
+	}
+	if o.CatchupEvents == 0 {
+		o.CatchupEvents = 20000
+		if o.Quick {
+			o.CatchupEvents = 3000
+		}
+	}
+	if o.FsyncSamples == 0 {
+		o.FsyncSamples = 500
+		if o.Quick {
+			o.FsyncSamples = 100
+		}
+	}
+	if o.PhaseTimeout == 0 {
+		o.PhaseTimeout = 60 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case o.Replicas != 1 && o.Replicas != 3 && o.Replicas != 5:
+		return o, fmt.Errorf("%w: replicas must be 1, 3 or 5, not %d", ErrInvalidOptions, o.Replicas)
+	case o.Clients < 2:
+		return o, fmt.Errorf("%w: clients must be at least 2 (users send to each other), not %d", ErrInvalidOptions, o.Clients)
+	case o.Duration < 100*time.Millisecond:
+		return o, fmt.Errorf("%w: duration must be at least 100ms, not %v", ErrInvalidOptions, o.Duration)
+	case o.CatchupEvents < 1 || o.FsyncSamples < 1:
+		return o, fmt.Errorf("%w: catch-up events and fsync samples must be positive", ErrInvalidOptions)
+	case o.PhaseTimeout < time.Second:
+		return o, fmt.Errorf("%w: phase timeout must be at least 1s, not %v", ErrInvalidOptions, o.PhaseTimeout)
+	}
+	return o, nil
+}

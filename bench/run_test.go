@@ -1,0 +1,174 @@
+package bench
+
+// End-to-end: the whole harness against real chatd processes, in a tiny
+// configuration, checking that the JSON has every key of CONTRACT.md with
+// sane figures and that the plot is a valid PNG. The 3-replica variant runs
+// as soon as chatd can elect a primary among 3 replicas.
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/replichat/replichat/bench/cluster"
+)
+
+// cheapArgon are chatd flags that keep registrations fast: password hashing
+// is not measured.
+func cheapArgon() []string { return []string{"--argon-memory", "64", "--argon-time", "1"} }
+
+func buildChatd(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs chatd processes")
+	}
+	bins, err := cluster.Build(t.Context(), t.TempDir())
+	require.NoError(t, err)
+	return bins.Chatd
+}
+
+func tinyOptions(chatd string, dir string, replicas int) Options {
+	return Options{
+		Chatd:         chatd,
+		Dir:           dir,
+		Replicas:      replicas,
+		Clients:       2,
+		Duration:      time.Second,
+		CatchupEvents: 300,
+		FsyncSamples:  20,
+		ChatdArgs:     cheapArgon(),
+		PhaseTimeout:  30 * time.Second,
+	}
+}
+
+// decodeJSON writes res with WriteJSON and reads it back as generic JSON, as
+// a script would.
+func decodeJSON(t *testing.T, res Result) map[string]any {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "res.json")
+	require.NoError(t, WriteJSON(path, res))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	return m
+}
+
+// contractKeys are the top-level keys CONTRACT.md promises.
+func contractKeys() []string {
+	return []string{"replicas", "clients", "sends", "sends_per_sec", "latency_ms", "lag_ms",
+		"fsync_ms", "failover_ms", "catchup_events_per_sec", "restart_ms"}
+}
+
+// number returns m[key] as a number, failing the test if it is not one.
+func number(t *testing.T, m map[string]any, key string) float64 {
+	t.Helper()
+	v, ok := m[key].(float64)
+	require.True(t, ok, "%s is %v (%T), not a number", key, m[key], m[key])
+	return v
+}
+
+func checkCommon(t *testing.T, m map[string]any, replicas int) {
+	for _, key := range contractKeys() {
+		assert.Contains(t, m, key)
+	}
+	assert.Equal(t, float64(replicas), number(t, m, "replicas"))
+	assert.Equal(t, float64(2), number(t, m, "clients"))
+	assert.Positive(t, number(t, m, "sends"))
+	assert.Positive(t, number(t, m, "sends_per_sec"))
+	assert.Positive(t, number(t, m, "restart_ms"))
+
+	lat, ok := m["latency_ms"].(map[string]any)
+	require.True(t, ok, "latency_ms is an object")
+	p50, p99, p999 := number(t, lat, "p50"), number(t, lat, "p99"), number(t, lat, "p999")
+	assert.Positive(t, p50)
+	assert.LessOrEqual(t, p50, p99)
+	assert.LessOrEqual(t, p99, p999)
+
+	fs, ok := m["fsync_ms"].(map[string]any)
+	require.True(t, ok, "fsync_ms is an object")
+	assert.Positive(t, number(t, fs, "p50"))
+	assert.LessOrEqual(t, number(t, fs, "p50"), number(t, fs, "p99"))
+}
+
+func checkPlot(t *testing.T, res Result) {
+	path := filepath.Join(t.TempDir(), "plot.png")
+	require.NoError(t, WritePlot(path, res))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	img, err := png.Decode(bytes.NewReader(b))
+	require.NoError(t, err, "the plot is a valid PNG")
+	assert.Greater(t, img.Bounds().Dx(), 100)
+	assert.Greater(t, img.Bounds().Dy(), 100)
+}
+
+func TestRun_OneReplica(t *testing.T) {
+	chatd := buildChatd(t)
+	var progress bytes.Buffer
+	opts := tinyOptions(chatd, t.TempDir(), 1)
+	opts.Progress = &progress
+	res, err := Run(t.Context(), opts)
+	require.NoError(t, err)
+
+	m := decodeJSON(t, res)
+	checkCommon(t, m, 1)
+	// With one replica there is nothing to replicate: absent, not zero.
+	for _, key := range []string{"lag_ms", "failover_ms", "catchup_events_per_sec"} {
+		assert.Nil(t, m[key], "%s must be null with one replica", key)
+	}
+	assert.Positive(t, res.Pushes, "listeners received pushes")
+	assert.Contains(t, res.RSSMB, "0")
+	assert.Positive(t, res.RSSMB["0"])
+	assert.NotEmpty(t, res.Timeline.Latency)
+	assert.Contains(t, progress.String(), "\r", "the progress line is rewritten in place")
+
+	var table bytes.Buffer
+	require.NoError(t, WriteTable(&table, res))
+	assert.Contains(t, table.String(), "restart")
+	checkPlot(t, res)
+}
+
+// threeReplicasElect reports why a 3-replica cluster cannot elect a primary
+// with this chatd, "" when it can.
+func threeReplicasElect(t *testing.T, chatd string) string {
+	cl, err := cluster.Start(t.Context(), cluster.Config{
+		Chatd: chatd, Dir: t.TempDir(), Replicas: 3, Args: cheapArgon(), ReadyTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		return err.Error()
+	}
+	defer cl.Close()
+	if _, err := findPrimary(t.Context(), cl.Addrs(), -1, 10*time.Second); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+func TestRun_ThreeReplicas(t *testing.T) {
+	chatd := buildChatd(t)
+	if why := threeReplicasElect(t, chatd); why != "" {
+		t.Skipf("chatd cannot elect a primary with 3 replicas yet: %s", why)
+	}
+	res, err := Run(t.Context(), tinyOptions(chatd, t.TempDir(), 3))
+	require.NoError(t, err)
+
+	m := decodeJSON(t, res)
+	checkCommon(t, m, 3)
+	lag, ok := m["lag_ms"].(map[string]any)
+	require.True(t, ok, "lag_ms is an object with 3 replicas, got %v", m["lag_ms"])
+	assert.Positive(t, number(t, lag, "p50"))
+	assert.LessOrEqual(t, number(t, lag, "p50"), number(t, lag, "p99"))
+	assert.LessOrEqual(t, number(t, lag, "p99"), number(t, lag, "max"))
+	assert.Positive(t, number(t, m, "failover_ms"))
+	assert.Positive(t, number(t, m, "catchup_events_per_sec"))
+	assert.Len(t, res.RSSMB, 3)
+	assert.GreaterOrEqual(t, len(res.Timeline.Marks), 4, "failover and catch-up are marked")
+	checkPlot(t, res)
+}
