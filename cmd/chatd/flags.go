@@ -31,6 +31,7 @@ type config struct {
 	argonMemKiB uint
 	argonTime   uint
 	forceLead   bool
+	debugAddr   string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -54,6 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.UintVar(&cfg.argonMemKiB, "argon-memory", 19*1024, "argon2id memory per password hash, KiB")
 	fs.UintVar(&cfg.argonTime, "argon-time", 2, "argon2id passes per password hash")
 	fs.BoolVar(&cfg.forceLead, "force-lead", false, "operator override: take over as primary even though the replicas of the last in-sync set have not all been heard from (may lose what only they held; logged)")
+	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: chatd --id N --data DIR [--peers 0=host:port,1=host:port,...] [flags]\n\nflags:\n")
 		fs.PrintDefaults()

@@ -156,6 +156,13 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 	}
 	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.dataDir, "replicas", len(cfg.peers))
 	g, gctx := errgroup.WithContext(ctx)
+	if cfg.debugAddr != "" {
+		dbg, err := debugServer(gctx, cfg.debugAddr, logger)
+		if err != nil {
+			return err
+		}
+		g.Go(dbg)
+	}
 	if peerTransport != nil {
 		g.Go(func() error { return peerTransport.Run(gctx) })
 	}
