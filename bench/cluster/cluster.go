@@ -69,6 +69,11 @@ type Config struct {
 	Replicas int    // 1, 3 or 5
 	// Args are extra chatd flags for every replica (e.g. cheap argon costs).
 	Args []string
+	// Env are extra environment variables (KEY=VALUE) for every replica
+	// process, on top of this process's environment; ReplicaEnv adds more
+	// for one replica (e.g. a failpoint).
+	Env        []string
+	ReplicaEnv map[int][]string
 	// ReadyTimeout bounds the wait for a started replica to answer; default 15s.
 	ReadyTimeout time.Duration
 }
@@ -178,8 +183,12 @@ func (c *Cluster) args(id int) []string {
 func (c *Cluster) launch(id int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.procs[id] != nil {
-		return fmt.Errorf("replica %d is already running", id)
+	if p := c.procs[id]; p != nil {
+		select {
+		case <-p.done: // it exited on its own (a crash); start it again
+		default:
+			return fmt.Errorf("replica %d is already running", id)
+		}
 	}
 	logf, err := os.OpenFile(c.LogPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -187,6 +196,9 @@ func (c *Cluster) launch(id int) error {
 	}
 	cmd := exec.Command(c.cfg.Chatd, c.args(id)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(c.cfg.Env)+len(c.cfg.ReplicaEnv[id]) > 0 {
+		cmd.Env = append(append(os.Environ(), c.cfg.Env...), c.cfg.ReplicaEnv[id]...)
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start replica %d: %w", id, err)
