@@ -10,7 +10,7 @@ import (
 	"github.com/replichat/replichat/chat"
 )
 
-// prefix is the key space of the chat state in the shared database.
+// prefix is the key space of the chat state; see "Layout" in the package doc.
 var prefix = []byte("c/")
 
 // Store is a chat.Store on a Badger database. It is safe for concurrent use
@@ -22,7 +22,8 @@ type Store struct {
 
 var _ chat.Store = (*Store)(nil)
 
-// New returns a Store keeping the chat state in db under "c/".
+// New returns a Store keeping the chat state in db under "c/", for callers
+// that bring their own database (tests, scratch states). Replicas use Open.
 func New(db *badger.DB) *Store { return &Store{db: db} }
 
 // View runs fn in a read-only Badger transaction.

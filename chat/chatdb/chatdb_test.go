@@ -1,8 +1,8 @@
 package chatdb_test
 
 // Goal: chatdb.Store and chat.MemStore honour the same chat.Store contract
-// (one suite runs on both), chatdb keeps everything under "c/" next to the
-// event log's keys, and Badger's transaction limit surfaces as
+// (one suite runs on both), chatdb keeps everything under "c/" next to any
+// other keys of a shared database, and Badger's transaction limit surfaces as
 // chat.ErrTxnTooBig so that State.Apply can split its batches.
 
 import (
@@ -191,18 +191,36 @@ func (r *refusals) Update(fn func(chat.KV) error) error {
 // sends returns a log that registers two users and sends n messages
 // between them.
 func sends(t testing.TB, n int) []eventlog.Record {
+	recs, err := sendRecords(n)
+	require.NoError(t, err)
+	return recs
+}
+
+// sendRecords is sends without a testing.TB, for the crash test's child
+// process. The records depend only on n.
+func sendRecords(n int) ([]eventlog.Record, error) {
 	var recs []eventlog.Record
-	add := func(ev chat.Event, client string, seq uint64) {
+	add := func(ev chat.Event, client string, seq uint64) error {
 		typ, data, err := chat.EncodeEvent(ev)
-		require.NoError(t, err)
+		if err != nil {
+			return err
+		}
 		recs = append(recs, eventlog.Record{Offset: eventlog.Offset(len(recs) + 1), Epoch: 1, Type: typ,
 			ClientID: client, Seq: seq, Time: int64(len(recs)+1) * 1e9, Data: data})
+		return nil
 	}
-	add(&chat.RegisterEvent{Name: "ann", PasswordHash: "$argon2id$x"}, "a", 1)
-	add(&chat.RegisterEvent{Name: "bob", PasswordHash: "$argon2id$x"}, "b", 1)
+	if err := add(&chat.RegisterEvent{Name: "ann", PasswordHash: "$argon2id$x"}, "a", 1); err != nil {
+		return nil, err
+	}
+	if err := add(&chat.RegisterEvent{Name: "bob", PasswordHash: "$argon2id$x"}, "b", 1); err != nil {
+		return nil, err
+	}
 	for i := range n {
-		add(&chat.SendEvent{MessageID: uint64(i + 1), FromUID: uint64(1 + i%2), ToUID: uint64(2 - i%2),
+		err := add(&chat.SendEvent{MessageID: uint64(i + 1), FromUID: uint64(1 + i%2), ToUID: uint64(2 - i%2),
 			Body: "hello, this is a message of moderate length"}, fmt.Sprintf("c%d", i%8), uint64(i+2))
+		if err != nil {
+			return nil, err
+		}
 	}
-	return recs
+	return recs, nil
 }

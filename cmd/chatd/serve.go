@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -38,24 +39,87 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(h).With("node", cfg.id)
 }
 
+// The data directory holds two Badger databases:
+//
+//	<data>/log    the event log, every commit fsynced (eventlog.BadgerLog)
+//	<data>/state  the chat state, commits not fsynced (chatdb.DB)
+//
+// They are separate so that applying committed records to the state does
+// not pay an fsync per transaction, serialized after the log's own: the state
+// is derived from the log and stores its applied offset with its changes,
+// so a power loss may lose a suffix of the applied state (never of the log),
+// which the shell replays from the log at the next start. See chatdb's doc.
+const (
+	logDir   = "log"
+	stateDir = "state"
+)
+
+// openData opens the event log, then the chat state, in dataDir, creating
+// them if needed. It refuses a data directory in the old layout (one Badger
+// database directly in dataDir) rather than start an empty log next to it.
+func openData(dataDir string, logger *slog.Logger) (*eventlog.BadgerLog, *chatdb.DB, error) {
+	if _, err := os.Stat(filepath.Join(dataDir, "MANIFEST")); err == nil {
+		// Moving the files into log/ is not enough: the old database also
+		// holds the state, and a replica restored from a snapshot has no log
+		// from offset 1 to rebuild it from.
+		return nil, nil, fmt.Errorf("data directory %s has the old layout (one Badger database directly in it); "+
+			"this chatd keeps %s and %s: start this replica on a new empty directory and let it catch up from the cluster",
+			dataDir, filepath.Join(dataDir, logDir), filepath.Join(dataDir, stateDir))
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("create data directory: %w", err)
+	}
+	logPath := filepath.Join(dataDir, logDir)
+	log, err := eventlog.OpenBadger(logPath, eventlog.BadgerOptions{Logger: logger.With("component", "badger")})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open data directory %s: %w", dataDir, err)
+	}
+	stateDB, err := chatdb.Open(filepath.Join(dataDir, stateDir), chatdb.Options{Logger: logger.With("component", "badger")})
+	if err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("open data directory %s: %w", dataDir, err), log.Close())
+	}
+	return log, stateDB, nil
+}
+
+// syncedReset makes a state reset durable before the shell replays the log
+// into it: the state database does not fsync its commits, and a reset rolled
+// back by a power loss could leave applied records that the log no longer
+// holds, which the shell's start-up check (applied beyond the log end) does
+// not always catch.
+type syncedReset struct {
+	*server.StateMachine
+	db *chatdb.DB
+}
+
+func (s *syncedReset) Reset() error {
+	if err := s.StateMachine.Reset(); err != nil {
+		return err
+	}
+	return s.db.Sync()
+}
+
 // serve opens the replica's data, starts replication and the server, and
 // runs until ctx is done.
 func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 	logger := newLogger(cfg, stderr)
-	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
-	log, err := eventlog.OpenBadger(cfg.dataDir, eventlog.BadgerOptions{Logger: logger.With("component", "badger")})
+	log, stateDB, err := openData(cfg.dataDir, logger)
 	if err != nil {
-		return fmt.Errorf("open data directory %s: %w", cfg.dataDir, err)
+		return err
 	}
+	// Deferred in this order, the state closes first, after the server and
+	// the shell (its only users) have stopped, then the log.
 	defer func() {
 		if cerr := log.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close data directory: %w", cerr)
+			err = fmt.Errorf("close event log: %w", cerr)
 		}
 	}()
-	state := chat.NewState(chatdb.New(log.DB()))
-	sm := server.NewStateMachine(state)
+	defer func() {
+		if cerr := stateDB.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close chat state: %w", cerr)
+		}
+	}()
+	state := chat.NewState(stateDB.Store())
+	sm := &syncedReset{StateMachine: server.NewStateMachine(state), db: stateDB}
 	if err := state.Check(); errors.Is(err, chat.ErrIncompleteRestore) {
 		// A reset of the state (after a fork) was interrupted: finish it; the
 		// log is intact and replication replays it.
@@ -64,7 +128,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 			return err
 		}
 	} else if err != nil {
-		return fmt.Errorf("check chat state in %s: %w", cfg.dataDir, err)
+		return fmt.Errorf("check chat state in %s: %w", filepath.Join(cfg.dataDir, stateDir), err)
 	}
 
 	ids := make([]replica.NodeID, 0, len(cfg.peers))

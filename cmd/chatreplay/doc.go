@@ -5,6 +5,12 @@
 //
 // # Reading
 //
+// --data takes a replica's data directory, whose event log is in DIR/log
+// (chatd keeps its chat state in DIR/state, which chatreplay does not read:
+// it rebuilds the state from the log). A bare log directory, one Badger
+// database directly in DIR as replicas wrote before the state moved out of
+// the log's database, is read as is.
+//
 // It opens the event log read-only and streams it in offset order, in
 // batches of at most readBatchBytes, one line per event:
 //

@@ -83,7 +83,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 		from, to uint64
 		types    string
 	)
-	fs.StringVar(&opts.dataDir, "data", "", "the replica's data `directory` (required)")
+	fs.StringVar(&opts.dataDir, "data", "", "the replica's data `directory`, whose log is in DIR/log, or a bare log directory (required)")
 	fs.Uint64Var(&from, "from", 1, "first `offset` to print")
 	fs.Uint64Var(&to, "to", 0, "last `offset` to print, and the offset --state describes (default: the log's end)")
 	fs.StringVar(&types, "type", "", "print only records of these `types`, comma-separated: send, chat.send, replica.epoch, ...")

@@ -481,3 +481,37 @@ func TestWalk(t *testing.T) {
 	err = walk(t.Context(), l, 1, 5, 1<<20, func([]eventlog.Record) error { return boom })
 	assert.ErrorIs(t, err, boom)
 }
+
+// TestRun_DataDirLayouts reads the log of a replica's data directory
+// (DIR/log, next to DIR/state) and, for compatibility, a bare log directory.
+func TestRun_DataDirLayouts(t *testing.T) {
+	t.Parallel()
+	bare, _ := fixtureDir(t)
+	replicaDir := t.TempDir()
+	buildFixture(t, filepath.Join(replicaDir, logSubdir)).close()
+	// The chat state's database is not a log: chatreplay must not read it.
+	require.NoError(t, os.Mkdir(filepath.Join(replicaDir, "state"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(replicaDir, "state", "MANIFEST"), []byte("not a log"), 0o644))
+
+	for _, tc := range []struct{ name, dir string }{
+		{"replica data directory", replicaDir},
+		{"bare log directory", bare},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, err := replayOut(t, "--data", tc.dir)
+			require.NoError(t, err, errOut)
+			assert.Equal(t, wantHuman, out)
+			assert.Empty(t, errOut)
+		})
+	}
+
+	t.Run("replica running", func(t *testing.T) {
+		held, err := eventlog.OpenBadger(filepath.Join(replicaDir, logSubdir), eventlog.BadgerOptions{})
+		require.NoError(t, err)
+		t.Cleanup(func() { held.Close() })
+		out, errOut, err := replayOut(t, "--data", replicaDir)
+		require.Error(t, err)
+		assert.Empty(t, out)
+		assert.Contains(t, errOut, replicaDir+" is in use by a running replica")
+	})
+}

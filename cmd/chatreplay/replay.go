@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -89,10 +91,25 @@ func replay(ctx context.Context, opts options, stdout, stderr io.Writer) (err er
 	return nil
 }
 
+// logSubdir is where a replica's data directory keeps its event log (chatd
+// keeps the chat state next to it, in "state").
+const logSubdir = "log"
+
+// logPath returns the event log's directory for --data dir: dir/log when dir
+// is a replica's data directory, else dir itself (a bare log directory, as
+// replicas wrote them before the state moved to a database of its own).
+func logPath(dir string) string {
+	sub := filepath.Join(dir, logSubdir)
+	if fi, err := os.Stat(sub); err == nil && fi.IsDir() {
+		return sub
+	}
+	return dir
+}
+
 // openLog opens dir's event log read-only, turning the common failures
 // into one clear sentence.
 func openLog(dir string) (*eventlog.BadgerLog, error) {
-	l, err := eventlog.OpenBadger(dir, eventlog.BadgerOptions{ReadOnly: true})
+	l, err := eventlog.OpenBadger(logPath(dir), eventlog.BadgerOptions{ReadOnly: true})
 	switch {
 	case err == nil:
 		return l, nil

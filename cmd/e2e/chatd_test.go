@@ -25,8 +25,15 @@ func TestChatd_StartupErrors(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(file, []byte("not a directory"), 0o644))
-	corrupt := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(corrupt, "MANIFEST"), []byte("garbage"), 0o644))
+	// corrupt(sub) is a data directory whose database sub has a garbage
+	// manifest; sub "" is the old layout (one database directly in it).
+	corrupt := func(sub string) string {
+		dir := t.TempDir()
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, sub), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, sub, "MANIFEST"), []byte("garbage"), 0o644))
+		return dir
+	}
+	corruptLog, corruptState, oldLayout := corrupt("log"), corrupt("state"), corrupt("")
 	free := func() string { // an address nobody listens on
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
@@ -48,7 +55,9 @@ func TestChatd_StartupErrors(t *testing.T) {
 		{"bad peers", []string{"--data", t.TempDir(), "--peers", "0=nowhere"}, 2, "--peers", false},
 		{"port in use", []string{"--data", t.TempDir(), "--listen", busy.Addr().String()}, 1, "address already in use", true},
 		{"data is a file", []string{"--data", file, "--listen", free()}, 1, "not a directory", true},
-		{"corrupt data", []string{"--data", corrupt, "--listen", free()}, 1, corrupt, true},
+		{"corrupt log", []string{"--data", corruptLog, "--listen", free()}, 1, filepath.Join(corruptLog, "log"), true},
+		{"corrupt state", []string{"--data", corruptState, "--listen", free()}, 1, filepath.Join(corruptState, "state"), true},
+		{"old layout", []string{"--data", oldLayout, "--listen", free()}, 1, oldLayout + " has the old layout", true},
 		{"data in use", []string{"--data", running.DataDir(0), "--listen", free()}, 1, running.DataDir(0), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

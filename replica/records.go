@@ -1,0 +1,131 @@
+package replica
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/replichat/replichat/eventlog"
+)
+
+// Record types the protocol writes into the log. Neither is a chat event:
+// the chat state only advances its applied offset over them.
+const (
+	// TypeEpochStart is the first record of every epoch: the new primary
+	// writes it before accepting writes. Payload: EpochStartEvent.
+	TypeEpochStart = "replica.epoch"
+	// TypeISR records an ISR change, effective from the offset where it is
+	// appended. Payload: ISRChange.
+	TypeISR = "replica.isr"
+)
+
+// HardStateKey is the Meta name under which the hard state is stored.
+const HardStateKey = "replica.hard"
+
+// HardState is what a node must persist before it acts on it: the epoch it
+// adopted, the vote it cast in that epoch, and its restart count.
+type HardState struct {
+	Epoch eventlog.Epoch `msgpack:"epoch"`
+	// Vote is the candidate this node granted in Epoch, or None.
+	Vote NodeID `msgpack:"vote"`
+	// Incarnation is incremented at every NewNode. It lets a restarted
+	// replica tell an ISR record written after it restarted (which makes it
+	// an ISR member again) from an older one naming it.
+	Incarnation uint64 `msgpack:"inc"`
+}
+
+// EncodeHardState returns the Meta value for hs.
+func EncodeHardState(hs HardState) ([]byte, error) {
+	b, err := msgpack.Marshal(&hs)
+	if err != nil {
+		return nil, fmt.Errorf("encode hard state: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeHardState parses a value written by EncodeHardState.
+func DecodeHardState(b []byte) (HardState, error) {
+	var hs HardState
+	if err := msgpack.Unmarshal(b, &hs); err != nil {
+		return HardState{}, fmt.Errorf("decode hard state: %w", err)
+	}
+	return hs, nil
+}
+
+// EpochStartEvent is the payload of a TypeEpochStart record.
+type EpochStartEvent struct {
+	Epoch   eventlog.Epoch `msgpack:"epoch"`
+	Primary uint32         `msgpack:"primary"`
+}
+
+// ISRMember is one member of an ISR: a replica and the incarnation the
+// primary saw when it made it a member.
+type ISRMember struct {
+	ID          NodeID `msgpack:"id"`
+	Incarnation uint64 `msgpack:"inc"`
+}
+
+// ISRChange is the payload of a TypeISR record: the full new ISR, sorted by
+// ID.
+type ISRChange struct {
+	Members []ISRMember `msgpack:"members"`
+}
+
+// DecodeISRChange parses a TypeISR record's payload.
+func DecodeISRChange(b []byte) (ISRChange, error) {
+	var c ISRChange
+	if err := msgpack.Unmarshal(b, &c); err != nil {
+		return ISRChange{}, fmt.Errorf("decode isr change: %w", err)
+	}
+	return c, nil
+}
+
+func mustMarshal(v any) []byte {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		// Only fixed protocol structs are marshalled here.
+		panic(fmt.Sprintf("replica: marshal %T: %v", v, err))
+	}
+	return b
+}
+
+// isrView is an ISR and where it was recorded.
+type isrView struct {
+	members []ISRMember
+	// epoch and at locate the ISR record; at == 0 is the initial ISR (every
+	// peer, incarnation 0), which precedes every record.
+	epoch eventlog.Epoch
+	at    eventlog.Offset
+}
+
+// newer reports whether v was recorded after o.
+func (v isrView) newer(o isrView) bool {
+	if v.epoch != o.epoch {
+		return v.epoch > o.epoch
+	}
+	return v.at > o.at
+}
+
+func (v isrView) contains(id NodeID) bool {
+	return slices.ContainsFunc(v.members, func(m ISRMember) bool { return m.ID == id })
+}
+
+func (v isrView) member(id NodeID) (ISRMember, bool) {
+	for _, m := range v.members {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return ISRMember{}, false
+}
+
+func (v isrView) ids() []NodeID {
+	ids := make([]NodeID, len(v.members))
+	for i, m := range v.members {
+		ids[i] = m.ID
+	}
+	return ids
+}
+
+func sameMembers(a, b []ISRMember) bool { return slices.Equal(a, b) }
