@@ -174,6 +174,9 @@ func EncodeMessage(m Message) ([]byte, error) {
 
 // DecodeMessage parses a message encoded by EncodeMessage.
 func DecodeMessage(b []byte) (Message, error) {
+	if err := checkMsgpack(b); err != nil {
+		return Message{}, fmt.Errorf("decode message: %w", err)
+	}
 	var m Message
 	if err := msgpack.Unmarshal(b, &m); err != nil {
 		return Message{}, fmt.Errorf("decode message: %w", err)
