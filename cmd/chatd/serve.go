@@ -36,7 +36,7 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	if cfg.logJSON {
 		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(h).With("node", cfg.id)
+	return slog.New(h)
 }
 
 // The data directory holds two Badger databases:
@@ -101,7 +101,10 @@ func (s *syncedReset) Reset() error {
 // serve opens the replica's data, starts replication and the server, and
 // runs until ctx is done.
 func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
-	logger := newLogger(cfg, stderr)
+	// The replication core and the transport tag their records with the
+	// node id themselves; everything else gets it here.
+	base := newLogger(cfg, stderr)
+	logger := base.With("node", cfg.id)
 	log, stateDB, err := openData(cfg.dataDir, logger)
 	if err != nil {
 		return err
@@ -155,7 +158,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 		}
 		peerTransport, err = transport.New(transport.Config{
 			Self: transport.NodeID(cfg.id), Peers: tpeers, Secret: secret,
-			Logger: logger.With("component", "transport"),
+			Logger: base.With("component", "transport"),
 		})
 		if err != nil {
 			return err
@@ -177,7 +180,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 		Transport:    tr,
 		Addrs:        addrs,
 		TickInterval: tickInterval,
-		Logger:       logger.With("component", "replica"),
+		Logger:       base.With("component", "replica"),
 	})
 	if err != nil {
 		return err
