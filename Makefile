@@ -40,9 +40,12 @@ fuzz:
 fuzz-long:
 	./scripts/fuzz.sh 2m
 
-# The long deterministic simulation of the replication core.
+# The long deterministic simulation of the replication core (SEEDS seeds of STEPS ticks per
+# network model; a failure prints the command that replays its seed).
+SEEDS ?= 5000
+STEPS ?= 2000
 sim:
-	$(GO) test -count=1 -timeout 60m ./replica/ -run 'TestSim' -args -sim.seeds=20000
+	$(GO) test -count=1 -timeout 90m ./replica/ -run 'TestSim' -seeds=$(SEEDS) -steps=$(STEPS)
 
 # Go benchmarks of the hot paths, then the cluster benchmark harness in its quick form.
 gobench:
