@@ -44,12 +44,21 @@ func (p *pump) run(tb testing.TB) {
 				continue
 			}
 			busy = true
+			for _, m := range rd.EarlyMessages {
+				if err := p.nodes[m.To].Step(m); err != nil {
+					tb.Fatal(err)
+				}
+			}
 			if rd.HardState != nil {
 				b, _ := replica.EncodeHardState(*rd.HardState)
 				_ = p.logs[i].SetMeta(replica.HardStateKey, b)
 			}
 			if rd.Truncate {
 				_ = p.logs[i].Truncate(rd.TruncateAfter)
+			}
+			if rd.ISRIndex != nil {
+				b, _ := replica.EncodeISRIndex(*rd.ISRIndex)
+				_ = p.logs[i].SetMeta(replica.ISRIndexKey, b)
 			}
 			if len(rd.Records) > 0 {
 				if err := p.logs[i].Append(rd.Records); err != nil {

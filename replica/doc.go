@@ -28,16 +28,24 @@
 //     the machine swapped), call Paused with the number of ticks missed.
 //  2. When HasReady (or after every batch of inputs), call Ready and do, in
 //     order:
-//     a. if HardState != nil: SetMeta(HardStateKey, EncodeHardState(...));
-//     b. if Truncate: Truncate(TruncateAfter) (records move to the rollback
+//     a. send EarlyMessages (the primary's Appends) at once: they may leave
+//     before the writes below are durable, which overlaps this node's write
+//     with the backups' (the primary counts itself toward commit only after
+//     Advance);
+//     b. if HardState != nil: SetMeta(HardStateKey, EncodeHardState(...));
+//     c. if Truncate: Truncate(TruncateAfter) (records move to the rollback
 //     area);
-//     c. Append(Records);
-//     d. AddEpoch for each of Epochs, in order;
-//     e. DiscardRolledBack(DiscardRolledBack) if positive.
-//     All of a-e must be durable (synced) before step 3: an acknowledgement
+//     d. if ISRIndex != nil: SetMeta(ISRIndexKey, EncodeISRIndex(...)),
+//     after c and before e (so that a restart finds the latest ISR record
+//     without scanning the log);
+//     e. Append(Records);
+//     f. AddEpoch for each of Epochs, in order;
+//     g. DiscardRolledBack(DiscardRolledBack) if positive.
+//     All of b-g must be durable (synced) before step 3: an acknowledgement
 //     or a vote must never leave before what it vouches for.
 //  3. Send Messages (EncodeMessage), each to its To. Sending is
-//     best-effort: a lost message is retried by the protocol.
+//     best-effort: a lost message is retried by the protocol; so is sending
+//     EarlyMessages.
 //  4. Apply committed records, up to Commit, in offset order, to the state
 //     machine (records of type "replica.*" only advance its applied offset).
 //     If the state machine had applied records beyond TruncateAfter (only
@@ -63,7 +71,9 @@
 // The core writes two record types into the log itself: TypeEpochStart,
 // the first record of every epoch, and TypeISR, every ISR change (effective
 // from the offset where it is appended). They carry msgpack payloads
-// (EpochStartEvent, ISRChange). Applications skip them.
+// (EpochStartEvent, ISRChange). Applications skip them. Each ISR record
+// names the one before it, and the meta value ISRIndexKey names the latest,
+// so that NewNode reads a record or two, never the whole log.
 //
 // # Not implemented yet
 //

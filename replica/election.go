@@ -156,7 +156,7 @@ func (n *Node) becomePrimary(forced bool) {
 	n.logger.Info("became primary", "epoch", n.epoch, "offset", n.lv.last, "isr", isrView{members: isr}.ids())
 	n.propose([]eventlog.Record{
 		{Type: TypeEpochStart, Data: mustMarshal(&EpochStartEvent{Epoch: n.epoch, Primary: uint32(n.cfg.ID)})},
-		{Type: TypeISR, Data: mustMarshal(&ISRChange{Members: isr})},
+		n.isrChange(isr),
 	})
 	n.learnedISR = isrView{}
 	n.broadcastHeartbeat()

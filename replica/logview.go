@@ -29,7 +29,8 @@ type LogReader interface {
 }
 
 // scanBatchBytes bounds one read of the log while the core scans it (for
-// the latest ISR record or the epoch history repair).
+// the latest ISR record when no index or chain locates it, or the epoch
+// history repair).
 const scanBatchBytes = 256 << 10
 
 // logView is the node's view of its log: the durable log up to stableLast,
@@ -180,12 +181,12 @@ func (v *logView) latestISR(upto eventlog.Offset, peers []NodeID) (isrView, erro
 		if r.Type != TypeISR {
 			return false
 		}
-		c, err := DecodeISRChange(r.Data)
+		isr, err := isrFromRecord(r)
 		if err != nil {
-			decodeErr = fmt.Errorf("isr record %d: %w", r.Offset, err)
+			decodeErr = err
 			return true
 		}
-		found = &isrView{members: c.Members, epoch: r.Epoch, at: r.Offset}
+		found = &isr
 		return true
 	})
 	if err == nil {
@@ -207,4 +208,49 @@ func initialISR(peers []NodeID) isrView {
 	}
 	sortMembers(members)
 	return isrView{members: members}
+}
+
+// isrRecord returns the ISR record at offset at if the log holds one there
+// of epoch epoch (log matching: then it is the record that was meant), and
+// false if it does not.
+func (v *logView) isrRecord(at eventlog.Offset, epoch eventlog.Epoch) (isrView, bool, error) {
+	if at == 0 || at < v.log.First() || at > v.last {
+		return isrView{}, false, nil
+	}
+	recs, err := v.read(at, 1)
+	if err != nil {
+		return isrView{}, false, err
+	}
+	if r := recs[0]; r.Type != TypeISR || r.Epoch != epoch {
+		return isrView{}, false, nil
+	}
+	isr, err := isrFromRecord(recs[0])
+	if err != nil {
+		return isrView{}, false, err
+	}
+	return isr, true, nil
+}
+
+// isrUpTo returns the ISR in effect after offset upto, given cur, the latest
+// ISR record of the log: it follows the chain of ISR records back (reading
+// one record per ISR change, not the log), and scans only where the chain is
+// missing (records written before it existed) or broken.
+func (v *logView) isrUpTo(cur isrView, upto eventlog.Offset, peers []NodeID) (isrView, error) {
+	for cur.at > upto {
+		if !cur.chained {
+			return v.latestISR(upto, peers)
+		}
+		if cur.prevAt == 0 {
+			return initialISR(peers), nil
+		}
+		prev, ok, err := v.isrRecord(cur.prevAt, cur.prevEpoch)
+		if err != nil {
+			return isrView{}, err
+		}
+		if !ok {
+			return v.latestISR(upto, peers)
+		}
+		cur = prev
+	}
+	return cur, nil
 }

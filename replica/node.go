@@ -40,6 +40,10 @@ type peer struct {
 	outAcked bool
 	// granted is true if the peer voted for this node in its current epoch.
 	granted bool
+	// lateAppend is true once an Append to the peer was queued in the
+	// pending Ready's Messages (not EarlyMessages): every later Append to it
+	// in the same Ready must follow it, so they are queued there too.
+	lateAppend bool
 }
 
 // Node is the replication protocol of one replica: a deterministic state
@@ -75,6 +79,13 @@ type Node struct {
 	newEpochs     []eventlog.EpochStart
 	discardQueued int
 	msgs          []Message
+	// early holds Appends that may leave before the pending Ready is
+	// persisted (Ready.EarlyMessages; see earlyOK).
+	early []Message
+	// appendsDue is set when records were proposed since the last Ready:
+	// Ready sends them to the backups then, so that every proposal taken in
+	// one loop iteration shares one Append per backup.
+	appendsDue bool
 	// readyOut is true between Ready and Advance; calling anything else then
 	// is a caller bug.
 	readyOut bool
@@ -95,6 +106,10 @@ type Node struct {
 	// a newer ISR reported by a peer. Eligibility uses the newer of the two.
 	logISR     isrView
 	learnedISR isrView
+	// isrSaved is the ISRIndex the log holds (valid if isrSavedOK); a Ready
+	// rewrites it whenever logISR moves elsewhere.
+	isrSaved   ISRIndex
+	isrSavedOK bool
 
 	// recovering is true from start (or a long pause) until the node has
 	// heard from every member of the newest ISR it knows, or appended an ISR
@@ -185,7 +200,7 @@ func NewNode(cfg Config, log LogReader) (*Node, error) {
 	}
 	n.incarnation = hs.Incarnation + 1
 	n.hardDirty = true
-	if n.logISR, err = n.lv.latestISR(n.lv.last, cfg.Peers); err != nil {
+	if err := n.loadISR(log); err != nil {
 		return nil, fmt.Errorf("find latest isr: %w", err)
 	}
 	rb, err := log.RolledBack(1)
@@ -204,6 +219,73 @@ func NewNode(cfg Config, log LogReader) (*Node, error) {
 		n.campaign(false)
 	}
 	return n, nil
+}
+
+// loadISR finds the ISR in effect at the log's end through the ISRIndex, so
+// that start-up reads a record or two whatever the log's length. The index
+// is written before the Append of an ISR record and after a Truncate (Ready
+// order), so the record it names is the latest one if it is there; if it is
+// not, the Ready writing it was interrupted and the record before it (Prev)
+// is the latest. Only a log without an index (written before it existed),
+// or a crash that also lost Prev, is scanned back.
+func (n *Node) loadISR(log LogReader) error {
+	b, ok, err := log.Meta(ISRIndexKey)
+	if err != nil {
+		return fmt.Errorf("read isr index: %w", err)
+	}
+	if ok {
+		x, err := DecodeISRIndex(b)
+		if err != nil {
+			n.logger.Warn("unreadable isr index; scanning the log", "err", err)
+			return n.scanISR()
+		}
+		if x.At == 0 {
+			n.logISR = initialISR(n.cfg.Peers)
+			n.isrSaved, n.isrSavedOK = x, true
+			return nil
+		}
+		v, found, err := n.lv.isrRecord(x.At, x.Epoch)
+		if err != nil {
+			return err
+		}
+		if found {
+			n.logISR = v
+			n.isrSaved, n.isrSavedOK = x, true
+			return nil
+		}
+		if x.Chained {
+			if x.PrevAt == 0 {
+				n.logISR = initialISR(n.cfg.Peers)
+				return nil
+			}
+			v, found, err := n.lv.isrRecord(x.PrevAt, x.PrevEpoch)
+			if err != nil {
+				return err
+			}
+			if found {
+				n.logISR = v
+				return nil
+			}
+		}
+		n.logger.Warn("isr index names records the log does not hold; scanning the log", "at", x.At, "prev", x.PrevAt)
+	}
+	return n.scanISR()
+}
+
+func (n *Node) scanISR() error {
+	isr, err := n.lv.latestISR(n.lv.last, n.cfg.Peers)
+	if err != nil {
+		return err
+	}
+	n.logISR = isr
+	return nil
+}
+
+// isrChange returns an ISR record naming members, chained to the ISR record
+// before it.
+func (n *Node) isrChange(members []ISRMember) eventlog.Record {
+	return eventlog.Record{Type: TypeISR, Data: mustMarshal(&ISRChange{Members: members,
+		Chained: true, PrevAt: n.logISR.at, PrevEpoch: n.logISR.epoch})}
 }
 
 // repairEpochs adds the history entries of records appended by a Ready whose
@@ -292,8 +374,11 @@ func (n *Node) stop(err error) {
 
 // HasReady reports whether Ready would return work.
 func (n *Node) HasReady() bool {
+	if n.stopped != nil {
+		return false
+	}
 	_, ok := n.peekReady()
-	return ok
+	return ok || n.appendsDue
 }
 
 func (n *Node) peekReady() (Ready, bool) {
@@ -307,7 +392,21 @@ func (n *Node) peekReady() (Ready, bool) {
 	rd.Records = n.lv.unstable
 	rd.Epochs = n.newEpochs
 	rd.DiscardRolledBack = n.discardQueued
+	if x := n.logISR.index(); !n.isrSavedOK || x != n.isrSaved {
+		rd.ISRIndex = &x
+	}
 	rd.Messages = n.msgs
+	if len(n.early) > 0 {
+		if rd.HardState != nil || rd.Truncate {
+			// The epoch or the log changed after these Appends were queued:
+			// hold them back with the rest (see earlyOK). Early Appends of a
+			// peer precede its late ones, so putting them first keeps the
+			// per-peer order.
+			rd.Messages = append(slices.Clip(n.early), n.msgs...)
+		} else {
+			rd.EarlyMessages = n.early
+		}
+	}
 	return rd, !rd.empty() || !n.commitReported || n.commit != n.reportedCommit
 }
 
@@ -319,6 +418,15 @@ func (n *Node) Ready() (Ready, bool) {
 	}
 	if n.readyOut {
 		panic("replica: Ready called twice without Advance")
+	}
+	if n.appendsDue {
+		n.appendsDue = false
+		if n.role == RolePrimary {
+			n.broadcastAppends()
+		}
+		if n.stopped != nil {
+			return Ready{}, false
+		}
 	}
 	rd, ok := n.peekReady()
 	if !ok {
@@ -342,7 +450,14 @@ func (n *Node) Advance(rd Ready) {
 	n.lv.unstable = nil
 	n.newEpochs = nil
 	n.discardQueued = 0
+	if rd.ISRIndex != nil {
+		n.isrSaved, n.isrSavedOK = *rd.ISRIndex, true
+	}
 	n.msgs = nil
+	n.early = nil
+	for _, p := range n.peers {
+		p.lateAppend = false
+	}
 	n.reportedCommit, n.commitReported = rd.Commit, true
 	n.durable = n.lv.last
 	if rd.Truncate {
@@ -384,7 +499,8 @@ func (n *Node) propose(recs []eventlog.Record) eventlog.Offset {
 		out[i] = r
 	}
 	n.appendRecords(out)
-	n.broadcastAppends()
+	// Sent by the next Ready, with whatever else is proposed before it.
+	n.appendsDue = true
 	return n.lv.last
 }
 
@@ -410,12 +526,12 @@ func (n *Node) appendRecords(recs []eventlog.Record) {
 
 // applyISRRecord makes an appended ISR record the ISR in effect.
 func (n *Node) applyISRRecord(r eventlog.Record) {
-	c, err := DecodeISRChange(r.Data)
+	isr, err := isrFromRecord(r)
 	if err != nil {
 		// Records come from the log or a primary running this code.
-		panic(fmt.Sprintf("replica: isr record %d: %v", r.Offset, err))
+		panic(fmt.Sprintf("replica: %v", err))
 	}
-	n.logISR = isrView{members: c.Members, epoch: r.Epoch, at: r.Offset}
+	n.logISR = isr
 	me, in := n.logISR.member(n.cfg.ID)
 	if in && n.out && r.Offset > n.outAt {
 		n.out, n.outAt = false, 0
@@ -443,6 +559,13 @@ func (n *Node) truncate(off eventlog.Offset) {
 		n.commit = off
 	}
 	n.logger.Info("truncating divergent suffix", "after", off, "last", n.lv.last)
+	// Found before the view drops the records: the chain may pass through
+	// them.
+	isr, err := n.lv.isrUpTo(n.logISR, off, n.cfg.Peers)
+	if err != nil {
+		n.stop(err)
+		return
+	}
 	if off >= n.lv.stableLast {
 		n.lv.unstable = n.lv.unstable[:off-n.lv.stableLast]
 	} else {
@@ -460,11 +583,6 @@ func (n *Node) truncate(off eventlog.Offset) {
 	n.lv.epochs = slices.DeleteFunc(n.lv.epochs, func(es eventlog.EpochStart) bool { return !keep(es) })
 	n.newEpochs = slices.DeleteFunc(n.newEpochs, func(es eventlog.EpochStart) bool { return !keep(es) })
 	n.lv.lastEpoch = n.lv.epochAt(off)
-	isr, err := n.lv.latestISR(off, n.cfg.Peers)
-	if err != nil {
-		n.stop(err)
-		return
-	}
 	n.logISR = isr
 	n.learnedISR = isrView{}
 }
@@ -587,6 +705,17 @@ type Status struct {
 	Waiting string
 	// Err is set once the node stopped after a log read error.
 	Err error
+}
+
+// Match returns the offset peer id acknowledged holding durably, and true,
+// while this node is primary; 0 and false otherwise. Cheaper than Status, for
+// a caller sampling replication lag as acknowledgements arrive.
+func (n *Node) Match(id NodeID) (eventlog.Offset, bool) {
+	p := n.peers[id]
+	if n.role != RolePrimary || p == nil {
+		return 0, false
+	}
+	return p.match, true
 }
 
 // Status returns a snapshot of the node's state.

@@ -31,6 +31,11 @@ func persist(t *testing.T, l *eventlog.MemoryLog, rd replica.Ready) {
 	if rd.Truncate {
 		require.NoError(t, l.Truncate(rd.TruncateAfter))
 	}
+	if rd.ISRIndex != nil {
+		b, err := replica.EncodeISRIndex(*rd.ISRIndex)
+		require.NoError(t, err)
+		require.NoError(t, l.SetMeta(replica.ISRIndexKey, b))
+	}
 	if len(rd.Records) > 0 {
 		require.NoError(t, l.Append(rd.Records))
 	}
@@ -54,6 +59,7 @@ func drain(t *testing.T, n *replica.Node, l *eventlog.MemoryLog) ([]replica.Mess
 			return msgs, commit
 		}
 		persist(t, l, rd)
+		msgs = append(msgs, rd.EarlyMessages...)
 		msgs = append(msgs, rd.Messages...)
 		commit = rd.Commit
 		n.Advance(rd)

@@ -59,10 +59,45 @@ func (n *Node) sendAppends(p *peer) {
 		m := n.msg(MsgAppend, p.id)
 		m.Prev, m.PrevEpoch = p.next-1, n.lv.epochAt(p.next-1)
 		m.Records, m.Commit = recs, n.commit
-		n.send(m)
+		if n.earlyOK(p, recs) {
+			n.early = append(n.early, m)
+		} else {
+			p.lateAppend = true
+			n.send(m)
+		}
 		p.next += eventlog.Offset(len(recs))
 		p.inflight = append(p.inflight, p.next-1)
 	}
+}
+
+// earlyOK reports whether an Append of recs to p may leave before the pending
+// Ready is persisted (Ready.EarlyMessages), overlapping this node's write
+// with the backup's (Raft thesis 10.2.1). It is safe because commit counts
+// this node only for what it persisted (durable), so a record it sent but
+// never persisted (it crashed) is uncommitted, like any record a backup holds
+// beyond the primary; and log matching holds because only this node assigns
+// offsets in its epoch, and it never reassigns one while primary of it. The
+// exceptions keep what the early copy could let a backup believe:
+//
+//   - a pending hard state (a new epoch or vote): a backup must not act on
+//     an epoch this node could forget (it would then run for it again);
+//   - a pending truncation: the records' offsets are not settled on disk;
+//   - protocol records not yet durable here: an ISR record makes its
+//     members eligible (incarnation rule) and a crash before persisting it
+//     would let this node restart with an older ISR, for example itself
+//     alone, and lead at once while a backup holding the lost record leads
+//     too;
+//   - an Append to p already queued after persistence: order per peer.
+func (n *Node) earlyOK(p *peer, recs []eventlog.Record) bool {
+	if n.hardDirty || n.truncPending || p.lateAppend {
+		return false
+	}
+	for _, r := range recs {
+		if r.Offset > n.lv.stableLast && isProtocolRecord(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // handleAppendResp (primary).
@@ -195,7 +230,7 @@ func (n *Node) updateISR() {
 			p.outAt, p.outAcked = 0, false
 		}
 	}
-	n.propose([]eventlog.Record{{Type: TypeISR, Data: mustMarshal(&ISRChange{Members: want})}})
+	n.propose([]eventlog.Record{n.isrChange(want)})
 }
 
 // caughtUp reports whether p may be recorded as an ISR member now: it

@@ -20,6 +20,11 @@ const (
 	TypeISR = "replica.isr"
 )
 
+// isProtocolRecord reports whether r is one of the core's own records.
+func isProtocolRecord(r eventlog.Record) bool {
+	return r.Type == TypeEpochStart || r.Type == TypeISR
+}
+
 // HardStateKey is the Meta name under which the hard state is stored.
 const HardStateKey = "replica.hard"
 
@@ -70,6 +75,49 @@ type ISRMember struct {
 // ID.
 type ISRChange struct {
 	Members []ISRMember `msgpack:"members"`
+	// Chained says that PrevAt and PrevEpoch locate the previous ISR record
+	// of the log (PrevAt 0: there was none, the initial ISR was in effect).
+	// Records written before the chain existed lack it. The chain lets a
+	// truncation find the ISR in effect below it without scanning the log.
+	Chained   bool            `msgpack:"ch,omitempty"`
+	PrevAt    eventlog.Offset `msgpack:"pa,omitempty"`
+	PrevEpoch eventlog.Epoch  `msgpack:"pe,omitempty"`
+}
+
+// ISRIndexKey is the Meta name under which the ISRIndex is stored.
+const ISRIndexKey = "replica.isr"
+
+// ISRIndex locates the latest ISR record of the log, so that a restart finds
+// the ISR in effect without scanning the log back (start-up time must not
+// depend on the log's length). At is 0 when the log holds no ISR record.
+// Prev locates the ISR record before it: the fallback when a crash
+// interrupted the Ready that was appending the record at At (the index is
+// written before that Append, and after a Truncate; see Ready.ISRIndex).
+type ISRIndex struct {
+	At    eventlog.Offset `msgpack:"at"`
+	Epoch eventlog.Epoch  `msgpack:"e"`
+	// Chained says Prev is known (the record at At is chained).
+	Chained   bool            `msgpack:"ch"`
+	PrevAt    eventlog.Offset `msgpack:"pa"`
+	PrevEpoch eventlog.Epoch  `msgpack:"pe"`
+}
+
+// EncodeISRIndex returns the Meta value for x.
+func EncodeISRIndex(x ISRIndex) ([]byte, error) {
+	b, err := msgpack.Marshal(&x)
+	if err != nil {
+		return nil, fmt.Errorf("encode isr index: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeISRIndex parses a value written by EncodeISRIndex.
+func DecodeISRIndex(b []byte) (ISRIndex, error) {
+	var x ISRIndex
+	if err := msgpack.Unmarshal(b, &x); err != nil {
+		return ISRIndex{}, fmt.Errorf("decode isr index: %w", err)
+	}
+	return x, nil
 }
 
 // DecodeISRChange parses a TypeISR record's payload.
@@ -97,6 +145,26 @@ type isrView struct {
 	// peer, incarnation 0), which precedes every record.
 	epoch eventlog.Epoch
 	at    eventlog.Offset
+	// chained: prevAt and prevEpoch locate the ISR record before this one
+	// (see ISRChange.Chained). Only for views of the log's own records.
+	chained   bool
+	prevAt    eventlog.Offset
+	prevEpoch eventlog.Epoch
+}
+
+// isrFromRecord returns the view of an ISR record.
+func isrFromRecord(r eventlog.Record) (isrView, error) {
+	c, err := DecodeISRChange(r.Data)
+	if err != nil {
+		return isrView{}, fmt.Errorf("isr record %d: %w", r.Offset, err)
+	}
+	return isrView{members: c.Members, epoch: r.Epoch, at: r.Offset,
+		chained: c.Chained, prevAt: c.PrevAt, prevEpoch: c.PrevEpoch}, nil
+}
+
+// index returns the ISRIndex that locates v.
+func (v isrView) index() ISRIndex {
+	return ISRIndex{At: v.at, Epoch: v.epoch, Chained: v.chained, PrevAt: v.prevAt, PrevEpoch: v.prevEpoch}
 }
 
 // newer reports whether v was recorded after o.

@@ -141,6 +141,7 @@ func TestSim(t *testing.T) {
 				assert.Greater(t, total.Crashes, seeds/10, "crashes")
 				assert.Greater(t, total.Primaries, seeds, "elections")
 				assert.Greater(t, total.Truncations, 0, "divergences")
+				assert.Greater(t, total.EarlyCrashes, 0, "crashes after early sends")
 			}
 		})
 	}

@@ -108,6 +108,9 @@ type Cluster struct {
 // Stats counts events of a run.
 type Stats struct {
 	Crashes, Restarts, Pauses, Primaries, Truncations, Partitions int
+	// EarlyCrashes counts crashes while persisting a Ready whose
+	// EarlyMessages had already left: sent, never made durable here.
+	EarlyCrashes int
 	// LivenessTicksMax is the longest liveness phase (ticks to converge).
 	LivenessTicksMax int
 }
@@ -120,6 +123,7 @@ func (s *Stats) Add(o Stats) {
 	s.Primaries += o.Primaries
 	s.Truncations += o.Truncations
 	s.Partitions += o.Partitions
+	s.EarlyCrashes += o.EarlyCrashes
 	s.LivenessTicksMax = max(s.LivenessTicksMax, o.LivenessTicksMax)
 }
 
@@ -225,14 +229,48 @@ func (c *Cluster) Restart(id replica.NodeID) error {
 	if !s.Down() {
 		return nil
 	}
+	want, err := scanLatestISR(s.Disk)
+	if err != nil {
+		return c.fail("restart n%d: %v", id, err)
+	}
 	n, err := replica.NewNode(c.config(id), s.Disk)
 	if err != nil {
 		return c.fail("restart n%d: %v", id, err)
+	}
+	// The node finds its ISR through the ISR index, not by scanning: it must
+	// be what a scan finds (unless the node led at once, alone in it, and
+	// appended a new ISR record naming itself again).
+	if got := n.Status().ISR; want != nil && !slices.Equal(got, want) {
+		return c.fail("restart n%d: isr %v, but the log's latest isr record names %v", id, got, want)
 	}
 	s.Node, s.lastCommit, s.primaryOf = n, 0, 0
 	c.Tracef("RESTART n%d last=%d", id, s.Disk.Last())
 	c.Stats.Restarts++
 	return c.processReady(s)
+}
+
+// scanLatestISR returns the members named by the disk's latest ISR record,
+// nil if it has none.
+func scanLatestISR(d *eventlog.MemoryLog) ([]replica.NodeID, error) {
+	recs, err := d.Read(d.First(), 1<<62)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Type != replica.TypeISR {
+			continue
+		}
+		ch, err := replica.DecodeISRChange(recs[i].Data)
+		if err != nil {
+			return nil, err
+		}
+		ids := []replica.NodeID{}
+		for _, m := range ch.Members {
+			ids = append(ids, m.ID)
+		}
+		return ids, nil
+	}
+	return nil, nil
 }
 
 // Pause stops a node for ticks ticks (no ticks, no messages, no Ready).
@@ -272,12 +310,21 @@ func (c *Cluster) processReady(s *SimNode) error {
 		}
 		s.readyDue = false
 		c.traceReady(s, rd)
+		// Early messages leave first, as a shell sends them: a crash while
+		// persisting (below) is then a crash after sending but before the
+		// writes they precede were durable.
+		for _, m := range rd.EarlyMessages {
+			c.Net.Send(c.Now, m)
+		}
 		midCrash := c.Faults && c.rng.Float64() < c.opts.CrashMidReadyProb && c.downCount() < c.opts.MaxDown
 		if err := c.persist(s, rd, midCrash); err != nil {
 			return err
 		}
 		if midCrash {
 			c.Tracef("n%d crashed while persisting a Ready", s.ID)
+			if len(rd.EarlyMessages) > 0 {
+				c.Stats.EarlyCrashes++
+			}
 			c.Crash(s.ID)
 			return nil
 		}
@@ -319,6 +366,9 @@ func (c *Cluster) traceReady(s *SimNode, rd replica.Ready) {
 	fmt.Fprintf(&b, " commit=%d | %s e%d last=%d isr=%v rec=%v", rd.Commit, st.Role, st.Epoch, st.LogEnd, st.ISR, st.Recovering)
 	c.Tracef("%s", b.String())
 	if c.Verbose {
+		for _, m := range rd.EarlyMessages {
+			c.Tracef("  send early %v", m)
+		}
 		for _, m := range rd.Messages {
 			c.Tracef("  send %v", m)
 		}
@@ -348,6 +398,15 @@ func (c *Cluster) persist(s *SimNode, rd replica.Ready, crash bool) error {
 			}
 			s.epochs, s.hashes = s.epochs[:rd.TruncateAfter], s.hashes[:rd.TruncateAfter]
 			return nil
+		})
+	}
+	if rd.ISRIndex != nil {
+		ops = append(ops, func() error {
+			b, err := replica.EncodeISRIndex(*rd.ISRIndex)
+			if err != nil {
+				return err
+			}
+			return s.Disk.SetMeta(replica.ISRIndexKey, b)
 		})
 	}
 	if len(rd.Records) > 0 {

@@ -211,4 +211,3 @@ func (a *applier) close() {
 	a.mu.Unlock()
 	<-a.done
 }
-

@@ -9,8 +9,11 @@
 // a peer, a client proposal), feeds it and every other input already waiting
 // (so that proposals arriving during one fsync share the next: group commit),
 // then carries out the Node's Ready in the order the core's contract demands:
-// persist (hard state, truncation, records, epochs, rollback discards; every
-// write synced), then send, then apply what is committed, then Advance.
+// send the early messages (the primary's Appends, so that the backups write
+// while this replica does), persist (hard state, truncation, ISR index,
+// records, epochs, rollback discards; every write synced), then send the
+// rest, then hand what is committed to the applier, then Advance. A backup's
+// acknowledgement is a lag sample stamped when it is stepped.
 //
 // # Proposals
 //

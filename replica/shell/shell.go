@@ -275,6 +275,36 @@ func (s *Shell) step(in transport.Inbound) {
 	if err := s.node.Step(m); err != nil && !errors.Is(err, replica.ErrStopped) {
 		s.logger.Debug("step", "peer", in.From, "type", m.Type, "err", err)
 	}
+	if m.Type == replica.MsgAppendResp {
+		s.sampleLag(m.From)
+	}
+}
+
+// sampleLag records a lag sample for each offset the acknowledgement just
+// stepped raised peer's match over, stamped now: when the acknowledgement
+// arrived, not after this iteration's own writes. Our append of each such
+// offset is durable already: the loop persists a Ready before it steps the
+// next inputs (early Appends leave before our write, but their
+// acknowledgements are stepped after it).
+func (s *Shell) sampleLag(peer replica.NodeID) {
+	match, primary := s.node.Match(peer)
+	if !primary {
+		return
+	}
+	// Only an advance observed while primary is a sample: a new primary's
+	// first view of a peer's match covers records it appended as a backup,
+	// whose "append time" is not the primary's.
+	prev, known := s.match[peer]
+	s.match[peer] = match
+	if !known || match <= prev {
+		return
+	}
+	now := time.Now().UnixNano()
+	for off := max(prev+1, match-eventlog.Offset(min(uint64(match), 4096))+1); off <= match; off++ {
+		if at, ok := s.appended.get(off); ok {
+			s.lag.add(uint32(peer), uint64(off), at, now)
+		}
+	}
 }
 
 func (s *Shell) propose(p *proposal) {
@@ -292,6 +322,11 @@ func (s *Shell) handleReady() error {
 	if !ok {
 		return nil
 	}
+	// Early messages (the primary's Appends) leave before our own writes, so
+	// that the backups persist them while we do.
+	if err := s.send(rd.EarlyMessages); err != nil {
+		return err
+	}
 	if rd.HardState != nil {
 		b, err := replica.EncodeHardState(*rd.HardState)
 		if err != nil {
@@ -304,6 +339,15 @@ func (s *Shell) handleReady() error {
 	if rd.Truncate {
 		if err := s.truncate(rd.TruncateAfter); err != nil {
 			return err
+		}
+	}
+	if rd.ISRIndex != nil {
+		b, err := replica.EncodeISRIndex(*rd.ISRIndex)
+		if err != nil {
+			return fmt.Errorf("encode isr index: %w", err)
+		}
+		if err := s.log.SetMeta(replica.ISRIndexKey, b); err != nil {
+			return fmt.Errorf("persist isr index: %w", err)
 		}
 	}
 	if len(rd.Records) > 0 {
@@ -325,17 +369,25 @@ func (s *Shell) handleReady() error {
 			return fmt.Errorf("discard %d rolled-back records: %w", rd.DiscardRolledBack, err)
 		}
 	}
-	for _, m := range rd.Messages {
+	if err := s.send(rd.Messages); err != nil {
+		return err
+	}
+	// Applying is handed to the applier: records up to Commit are durable
+	// here, and the applier applies them in order while the loop goes on.
+	s.ap.advance(rd.Commit)
+	s.node.Advance(rd)
+	return nil
+}
+
+// send encodes msgs and hands them to the transport (best-effort).
+func (s *Shell) send(msgs []replica.Message) error {
+	for _, m := range msgs {
 		b, err := replica.EncodeMessage(m)
 		if err != nil {
 			return fmt.Errorf("encode %v message: %w", m.Type, err)
 		}
 		s.tr.Send(transport.NodeID(m.To), b)
 	}
-	// Applying is handed to the applier: records up to Commit are durable
-	// here, and the applier applies them in order while the loop goes on.
-	s.ap.advance(rd.Commit)
-	s.node.Advance(rd)
 	return nil
 }
 
@@ -375,28 +427,18 @@ func (s *Shell) recoverState() (eventlog.Offset, error) {
 	return applied, nil
 }
 
-// afterIteration fails proposals a primary can no longer finish, records lag
-// samples and publishes the status.
+// afterIteration fails proposals a primary can no longer finish, keeps the
+// peers' matches that lag samples start from, and publishes the status.
 func (s *Shell) afterIteration() {
 	st := s.node.Status()
 	if st.Role != replica.RolePrimary && s.ap.hasWaiters() {
 		s.ap.failAll(&replica.NotPrimaryError{Primary: st.Primary})
 	}
 	if st.Role == replica.RolePrimary {
-		now := time.Now().UnixNano()
+		// Start tracking peers (sampleLag samples advances from here on),
+		// and follow changes made by other inputs (a fetch resets a
+		// peer's match).
 		for _, p := range st.Peers {
-			// Only an advance observed while primary is a sample: a new
-			// primary's first view of a peer's match covers records it
-			// appended as a backup, whose "append time" is not the
-			// primary's.
-			prev, known := s.match[p.ID]
-			if known && p.Match > prev {
-				for off := max(prev+1, p.Match-eventlog.Offset(min(uint64(p.Match), 4096))+1); off <= p.Match; off++ {
-					if at, ok := s.appended.get(off); ok {
-						s.lag.add(uint32(p.ID), uint64(off), at, now)
-					}
-				}
-			}
 			s.match[p.ID] = p.Match
 		}
 	} else {
