@@ -86,6 +86,7 @@ type Shell struct {
 	ap       *applier
 	appended appendTimes
 	match    map[replica.NodeID]eventlog.Offset
+	catchUp  catchUpLog
 }
 
 type proposal struct {
@@ -441,8 +442,10 @@ func (s *Shell) afterIteration() {
 		for _, p := range st.Peers {
 			s.match[p.ID] = p.Match
 		}
+		s.catchUp.observe(st, time.Now(), s.logger)
 	} else {
 		clear(s.match)
+		s.catchUp.reset()
 	}
 	s.publish(st)
 }
