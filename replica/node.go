@@ -643,9 +643,23 @@ func (n *Node) Paused(ticks int) {
 	n.hardDirty = true
 	n.recovering = true
 	n.out = false
+	// The hazard of a pause is a live peer that declared this node crashed
+	// meanwhile and moved on without it (dropped it from the ISR, or was
+	// elected without it). A peer that had already been silent for
+	// FailoverTicks before the pause began was crashed then (fail-stop; or
+	// itself paused so long that it comes back recovering), so it cannot
+	// have moved on without this node: it counts as heard from, and keeps
+	// its silence, so that a last replica standing that stalls for a moment
+	// does not wait forever for peers that are gone. Every other peer must be
+	// heard from again.
 	for _, p := range n.peers {
+		if p.heardAgo >= n.cfg.FailoverTicks {
+			p.heard = true
+			continue
+		}
 		p.heard, p.heardAgo = false, 0
 	}
+	n.checkRecovered()
 }
 
 // ForceLead makes this node primary now, whatever it knows of the others:

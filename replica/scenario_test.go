@@ -403,3 +403,50 @@ func arg1(tok string) int {
 	}
 	return n
 }
+
+// A last replica standing whose own loop stalls (a pause longer than
+// PauseTicks, e.g. CPU starvation) after its peers crashed keeps the service:
+// peers that were already silent for FailoverTicks when the pause began were
+// crashed and cannot have moved on without it. (Found on a loaded machine:
+// the survivor waited forever for the dead primary.)
+func TestScenario_SurvivorThatStallsAfterPeersDiedStillLeads(t *testing.T) {
+	newScript(t, false).run(`
+		tick 60
+		send 0
+		roles
+		kill b1
+		tick 80
+		send 1
+		kill p
+		tick 45
+		pause b2 30
+		tick 80
+		expect primary=b2
+		send 2
+		restart p
+		restart b1
+		converge
+	`)
+}
+
+// A pause while the primary is alive is different: the primary may have
+// dropped the paused backup meanwhile and committed without it, so the
+// backup must hear from it again before it may take over.
+func TestScenario_BackupPausedWhilePrimaryAliveRecovers(t *testing.T) {
+	newScript(t, false).run(`
+		tick 60
+		send 0
+		roles
+		pause b1 60
+		send 1
+		tick 80
+		kill p
+		tick 80
+		roles
+		send 2
+		restart 0
+		restart 1
+		restart 2
+		converge
+	`)
+}
