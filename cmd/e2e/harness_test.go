@@ -26,7 +26,12 @@ import (
 
 // chatdArgs make password hashing cheap: the tests register and log in a
 // lot, and argon2id at production cost would dominate their run time.
-var chatdArgs = []string{"--argon-memory", "64", "--argon-time", "1"}
+var chatdArgs = []string{"--argon-memory", "64", "--argon-time", "1",
+	// A failure detector tolerant of the CPU starvation of a loaded CI
+	// machine (dozens of processes under -race on two cores): a stalled
+	// replica is not mistaken for a crashed one. Failover is exercised all
+	// the same, only slower than chatd's defaults.
+	"--heartbeat", "100ms", "--failover-timeout", "1s"}
 
 // Time limits. Generous: the machine is shared, and a limit only decides
 // how long a broken build takes to fail.
