@@ -41,14 +41,31 @@ func advanceClock(kv KV, t int64) (int64, error) {
 	return int64(clock), nil
 }
 
-func isDuplicate(kv KV, client string, seq uint64) (bool, error) {
+// isDuplicate reports whether (client, seq) was applied already. seqs, if
+// not nil, spares the dedup table read for a seq above the client's bound.
+func isDuplicate(kv KV, seqs *txnSeqs, client string, seq uint64) (bool, error) {
 	var c clientRec
 	ok, err := getRec(kv, clientKey(client), &c)
-	if err != nil || !ok {
+	if err != nil {
 		return false, err
+	}
+	if !ok {
+		if seqs != nil {
+			seqs.none(client)
+		}
+		return false, nil
 	}
 	if seq <= c.Floor {
 		return true, nil
+	}
+	if seqs != nil {
+		bound, err := seqs.bound(kv, client, c)
+		if err != nil {
+			return false, err
+		}
+		if seq > bound {
+			return false, nil
+		}
 	}
 	_, ok, err = kv.Get(resultKey(client, seq))
 	return ok, err
@@ -197,4 +214,27 @@ func (s *State) Result(clientID string, seq uint64) (Result, bool, error) {
 		return Result{}, false, fmt.Errorf("read result of %q/%d: %w", clientID, seq, err)
 	}
 	return res, ok, nil
+}
+
+// MaxSeq returns a bound on the seqs of clientID's applied requests: every
+// request of that client that Result would report as applied has a seq at
+// or below it. It is the highest seq with a stored result, or the client's
+// Floor if higher; 0 for a client with no dedup entry (never seen, or
+// expired). A server uses it to know that a request with a higher seq is
+// new without looking its result up.
+func (s *State) MaxSeq(clientID string) (uint64, error) {
+	var maxSeq uint64
+	err := s.store.View(func(kv KV) error {
+		var c clientRec
+		found, err := getRec(kv, clientKey(clientID), &c)
+		if err != nil || !found {
+			return err
+		}
+		maxSeq, err = scanMaxSeq(kv, clientID, c)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read highest seq of %q: %w", clientID, err)
+	}
+	return maxSeq, nil
 }

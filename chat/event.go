@@ -108,7 +108,7 @@ func (*DeleteAccountEvent) Type() string { return TypeDeleteAccount }
 
 // EncodeEvent returns the record type and payload that carry ev.
 func EncodeEvent(ev Event) (typ string, data []byte, err error) {
-	data, err = msgpack.Marshal(ev)
+	data, err = marshal(ev)
 	if err != nil {
 		return "", nil, fmt.Errorf("encode %s event: %w", ev.Type(), err)
 	}

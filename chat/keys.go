@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -147,11 +148,29 @@ func getRec(kv KV, key []byte, into any) (bool, error) {
 }
 
 func putRec(kv KV, key []byte, v any) error {
-	b, err := msgpack.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %q: %w", key, err)
 	}
 	return kv.Set(key, b)
+}
+
+// marshalSizeHint is the buffer marshal starts with: most records (a user,
+// a message with a short body, a result) fit, so the encoding is one
+// allocation instead of a buffer doubled from 64 bytes a few times.
+const marshalSizeHint = 256
+
+// marshal is msgpack.Marshal (the same bytes) with a presized buffer.
+func marshal(v any) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, marshalSizeHint))
+	enc := msgpack.GetEncoder()
+	enc.Reset(buf)
+	err := enc.Encode(v)
+	msgpack.PutEncoder(enc)
+	if err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func getU64(kv KV, key []byte) (uint64, error) {

@@ -76,6 +76,10 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 // WriteSnapshot fail with ErrIncompleteRestore, so a half-restored state is
 // never used; running RestoreSnapshot again to completion repairs it.
 func (s *State) RestoreSnapshot(r io.Reader) error {
+	// The snapshot's requests replace ours: forget what Apply learned,
+	// before (a failed restore leaves a state Apply refuses anyway) and after.
+	s.seqs.reset()
+	defer s.seqs.reset()
 	if err := s.restore(r); err != nil {
 		return fmt.Errorf("restore chat snapshot: %w", err)
 	}

@@ -39,7 +39,8 @@ const (
 
 // State is the chat state materialized in a Store. Apply must be called by
 // one goroutine at a time; queries may run concurrently with it (each runs in
-// one read transaction).
+// one read transaction). A State must be the only writer of its store: it
+// keeps in memory what it learned of the dedup table (seqBounds).
 type State struct {
 	store Store
 	// applied caches the "applied" key; it is updated only after the
@@ -48,6 +49,8 @@ type State struct {
 	// loadErr is the error met reading the store in NewState, returned by
 	// Apply until a successful RestoreSnapshot.
 	loadErr atomic.Pointer[error]
+	// seqs spares Apply the dedup read of new requests (see seqBounds).
+	seqs seqBounds
 }
 
 // NewState returns the state kept in store, resuming after the offset it
@@ -125,33 +128,74 @@ func failed(err error) Result { return Result{Code: Code(err), Message: err.Erro
 // error only for a storage failure, a gap, or an undecodable chat payload
 // (naming its offset); the state is then unchanged by the failed batch.
 func (s *State) Apply(recs []eventlog.Record) error {
+	return s.apply(recs, nil)
+}
+
+// AppliedResult is the outcome of one client request, as Apply stored it in
+// the dedup table.
+type AppliedResult struct {
+	ClientID string
+	Seq      uint64
+	Result   Result
+}
+
+// ApplyWithResults is Apply that also returns the results it stored, in
+// offset order: what Result would now return for each request applied. A
+// record skipped as a duplicate (or expired) request stores none. On an
+// error, it returns the results of the transactions that committed before
+// it (when a big batch was split).
+func (s *State) ApplyWithResults(recs []eventlog.Record) ([]AppliedResult, error) {
+	var results []AppliedResult
+	err := s.apply(recs, &results)
+	return results, err
+}
+
+// apply is Apply, appending the stored results to *results when it is not
+// nil.
+func (s *State) apply(recs []eventlog.Record, results *[]AppliedResult) error {
 	if p := s.loadErr.Load(); p != nil {
 		return *p
 	}
 	if len(recs) == 0 {
 		return nil
 	}
-	var last uint64
+	var (
+		last  uint64
+		batch []AppliedResult
+	)
+	var sink *[]AppliedResult
+	if results != nil {
+		sink = &batch
+	}
+	var seqs *txnSeqs
 	err := s.store.Update(func(kv KV) error {
+		batch = batch[:0] // in case a store runs fn more than once
+		seqs = newTxnSeqs(&s.seqs)
 		var err error
-		last, err = applyBatch(kv, recs)
+		last, err = applyBatch(newCachedKV(kv), seqs, recs, sink)
 		return err
 	})
 	if errors.Is(err, ErrTxnTooBig) && len(recs) > 1 {
 		half := len(recs) / 2
-		if err := s.Apply(recs[:half]); err != nil {
+		if err := s.apply(recs[:half], results); err != nil {
 			return err
 		}
-		return s.Apply(recs[half:])
+		return s.apply(recs[half:], results)
 	}
 	if err != nil {
 		return fmt.Errorf("apply records %d-%d: %w", recs[0].Offset, recs[len(recs)-1].Offset, err)
+	}
+	s.seqs.merge(seqs.txn)
+	if results != nil {
+		*results = append(*results, batch...)
 	}
 	s.applied.Store(last)
 	return nil
 }
 
-func applyBatch(kv KV, recs []eventlog.Record) (uint64, error) {
+// applyBatch applies recs in one transaction, appending the results it
+// stores to *results unless results is nil.
+func applyBatch(kv KV, seqs *txnSeqs, recs []eventlog.Record, results *[]AppliedResult) (uint64, error) {
 	if err := checkNotRestoring(kv); err != nil {
 		return 0, err
 	}
@@ -168,7 +212,7 @@ func applyBatch(kv KV, recs []eventlog.Record) (uint64, error) {
 		if off != applied+1 {
 			return 0, &GapError{Applied: applied, Got: off}
 		}
-		if err := applyRecord(kv, rec); err != nil {
+		if err := applyRecord(kv, seqs, rec, results); err != nil {
 			return 0, fmt.Errorf("apply offset %d: %w", off, err)
 		}
 		if err := purgeStep(kv, purgePerRecord); err != nil {
@@ -184,7 +228,7 @@ func applyBatch(kv KV, recs []eventlog.Record) (uint64, error) {
 	return applied, nil
 }
 
-func applyRecord(kv KV, rec eventlog.Record) error {
+func applyRecord(kv KV, seqs *txnSeqs, rec eventlog.Record, results *[]AppliedResult) error {
 	if !strings.HasPrefix(rec.Type, TypePrefix) {
 		return nil // a protocol event of the replica layer
 	}
@@ -200,7 +244,7 @@ func applyRecord(kv KV, rec eventlog.Record) error {
 		return err
 	}
 	if rec.ClientID != "" {
-		done, err := isDuplicate(kv, rec.ClientID, rec.Seq)
+		done, err := isDuplicate(kv, seqs, rec.ClientID, rec.Seq)
 		if err != nil || done {
 			return err
 		}
@@ -212,6 +256,10 @@ func applyRecord(kv KV, rec eventlog.Record) error {
 	if rec.ClientID != "" {
 		if err := storeResult(kv, rec.ClientID, rec.Seq, clock, res); err != nil {
 			return err
+		}
+		seqs.raise(rec.ClientID, rec.Seq)
+		if results != nil {
+			*results = append(*results, AppliedResult{ClientID: rec.ClientID, Seq: rec.Seq, Result: res})
 		}
 	}
 	return expireClients(kv, clock)

@@ -110,6 +110,8 @@ type BadgerLog struct {
 	// The rollback area holds sequences [rbFirst, rbNext).
 	rbFirst, rbNext uint64
 	closed          bool
+	// tail caches the encodings of the last records appended (see tail).
+	tail tail
 	// changed is closed and replaced whenever last grows or the log closes.
 	changed chan struct{}
 }
@@ -583,6 +585,7 @@ func (l *BadgerLog) Append(recs []Record) error {
 	}
 	c := newChunker(l.db)
 	defer c.discard()
+	encoded := make([][]byte, 0, len(recs))
 	err := func() error {
 		for _, r := range recs {
 			v, err := EncodeRecord(r)
@@ -592,12 +595,18 @@ func (l *BadgerLog) Append(recs []Record) error {
 			if err := c.set(recordKey(r.Offset), v); err != nil {
 				return fmt.Errorf("write offset %d: %w", r.Offset, err)
 			}
+			encoded = append(encoded, v)
 		}
 		return c.commit()
 	}()
 	if n := c.committed; n > 0 {
 		l.mu.Lock()
 		l.last, l.lastEpoch = recs[n-1].Offset, recs[n-1].Epoch
+		// Badger is done with the values once committed, and nobody
+		// modifies them: the cache may keep them.
+		for i, v := range encoded[:n] {
+			l.tail.add(recs[i].Offset, v)
+		}
 		l.notify()
 		l.mu.Unlock()
 	}
@@ -622,6 +631,12 @@ func (l *BadgerLog) Read(from Offset, maxBytes int) ([]Record, error) {
 		return out, nil
 	}
 	last := l.last
+	if out, ok, err := l.readTail(from, last, maxBytes); ok || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("read from %d: %w", from, err)
+		}
+		return out, nil
+	}
 	err := l.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixRecord), PrefetchValues: true, PrefetchSize: 16})
 		defer it.Close()
@@ -652,6 +667,30 @@ func (l *BadgerLog) Read(from Offset, maxBytes int) ([]Record, error) {
 		return nil, fmt.Errorf("read from %d: %w", from, err)
 	}
 	return out, nil
+}
+
+// readTail serves Read from the tail cache: ok false when from is not
+// cached. The caller holds mu (read) and has checked from <= last.
+func (l *BadgerLog) readTail(from, last Offset, maxBytes int) ([]Record, bool, error) {
+	if _, ok := l.tail.get(from); !ok {
+		return nil, false, nil
+	}
+	var out []Record
+	total := 0
+	// The cache reaches last (its invariant), so every offset is found.
+	for off := from; off <= last && (len(out) == 0 || total < maxBytes); off++ {
+		v, ok := l.tail.get(off)
+		if !ok {
+			return nil, false, &CorruptError{Offset: off, Reason: "missing from the tail cache"}
+		}
+		r, err := DecodeRecord(off, v)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, r)
+		total += len(v)
+	}
+	return out, true, nil
 }
 
 // First implements Log.
@@ -722,6 +761,7 @@ func (l *BadgerLog) Truncate(after Offset) error {
 		err = l.finishPending(c, p)
 	}
 	if c.committed > 0 {
+		l.tail.reset()
 		l.last, l.lastEpoch, l.epochs = after, lastEpoch, epochs
 		l.rbNext = p.Seq + moved
 	}
@@ -916,6 +956,7 @@ func (l *BadgerLog) Compact(upto Offset) error {
 		err = c.commit()
 	}
 	if c.committed > 0 {
+		l.tail.reset()
 		l.first, l.baseEpoch = upto+1, epoch
 	}
 	if err != nil {
@@ -959,6 +1000,7 @@ func (l *BadgerLog) Restore(last Offset, lastEpoch Epoch, epochs []EpochStart) e
 		err = c.commit()
 	}
 	if c.committed > 0 {
+		l.tail.reset()
 		grew := last > l.last
 		l.first, l.last, l.lastEpoch, l.baseEpoch, l.epochs = last+1, last, lastEpoch, lastEpoch, epochs
 		if grew {

@@ -98,7 +98,8 @@ func TestBadgerLog_CorruptRecord(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := openBadger(t, t.TempDir(), eventlog.BadgerOptions{})
+			dir := t.TempDir()
+			l := openBadger(t, dir, eventlog.BadgerOptions{})
 			require.NoError(t, l.Append(testRecords(1, 10, 1, 10)))
 			err := l.DB().Update(func(txn *badger.Txn) error {
 				if tt.value == nil {
@@ -107,6 +108,10 @@ func TestBadgerLog_CorruptRecord(t *testing.T) {
 				return txn.Set(rawKey(5), tt.value)
 			})
 			require.NoError(t, err)
+			// Reopen: the records this process appended are served from
+			// its tail cache, so damage on disk shows from the next start.
+			require.NoError(t, l.Close())
+			l = openBadger(t, dir, eventlog.BadgerOptions{})
 
 			for _, from := range []eventlog.Offset{1, 5} {
 				_, err = l.Read(from, 1<<20)

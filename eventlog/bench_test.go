@@ -154,3 +154,45 @@ func BenchmarkOpenBadger_1M(b *testing.B) {
 	b.ReportMetric(float64(opening.Milliseconds())/float64(b.N), "open-ms")
 	b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
 }
+
+// BenchmarkBadgerLog_Read reads 8 records of 200 bytes, as a running
+// replica's applier and replication sender do: at the log's end (served by
+// the tail cache) and far behind it (from Badger).
+func BenchmarkBadgerLog_Read(b *testing.B) {
+	const total, batch = 10_000, 100
+	l, err := eventlog.OpenBadger(b.TempDir(), eventlog.BadgerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	enc, err := eventlog.EncodeRecord(benchRecord())
+	if err != nil {
+		b.Fatal(err)
+	}
+	maxBytes := 7*len(enc) + 1 // stops after the 8th record
+	recs := make([]eventlog.Record, batch)
+	for next := eventlog.Offset(1); next <= total; next += batch {
+		for i := range recs {
+			recs[i] = benchRecord()
+			recs[i].Offset = next + eventlog.Offset(i)
+		}
+		if err := l.Append(recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		from eventlog.Offset
+	}{{"tail", total - 7}, {"behind", 100}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := l.Read(bc.from, maxBytes)
+				if err != nil || len(got) != 8 {
+					b.Fatalf("read %d records: %v", len(got), err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*8), "ns/record")
+		})
+	}
+}

@@ -635,6 +635,16 @@ func (n *Node) Paused(ticks int) {
 	if n.check() != nil || ticks < n.cfg.PauseTicks {
 		return
 	}
+	// If no peer was alive when the pause began (a one-replica cluster, or
+	// the last replica standing), nobody can have moved on without this node
+	// (see below): the pause changes nothing.
+	alive := false
+	for _, p := range n.peers {
+		alive = alive || p.heardAgo < n.cfg.FailoverTicks
+	}
+	if !alive {
+		return
+	}
 	n.logger.Warn("paused long enough to be considered crashed; recovering", "ticks", ticks, "role", n.role)
 	n.becomeBackup(None)
 	// A new incarnation, as after a restart: an ISR membership recorded

@@ -10,14 +10,19 @@
 // delete_messages, delete_account) goes:
 //
 //  1. the dedup table: if (client id, seq) already has a result, that result
-//     is the answer (a retry after a failover gets the original outcome);
+//     is the answer (a retry after a failover gets the original outcome).
+//     The lookup is skipped when the seq is above every seq of that client
+//     applied so far (seqTracker), as nearly every request's is;
 //  2. chat.Decide validates it against the current state and does the
 //     non-deterministic work (password hash, message id, time);
 //  3. Replicator.Propose makes the event durable on every in-sync replica and
 //     applies it;
-//  4. the answer is read back from the dedup table, because applying is the
-//     authority: an event that became invalid between deciding and applying
-//     (say, a concurrent register of the same name) records its error there.
+//  4. the answer is the result that applying stored in the dedup table,
+//     because applying is the authority: an event that became invalid
+//     between deciding and applying (say, a concurrent register of the same
+//     name) records its error there. The state machine hands it over as it
+//     applies (resultWaiters); it is read back from the table only when the
+//     record was applied as a duplicate.
 //
 // # Push delivery
 //

@@ -141,10 +141,12 @@ func domainMessage(err error) string {
 // returns the applied result. See the package doc for the four steps.
 func (sess *session) mutate(ctx context.Context, seq uint64, cmd chat.Command) (chat.Result, error) {
 	srv := sess.srv
-	if res, ok, err := srv.state.Result(sess.clientID, seq); err != nil {
-		return chat.Result{}, fmt.Errorf("look up result of %s/%d: %w", sess.clientID, seq, err)
-	} else if ok {
-		return res, nil
+	if !srv.seqs.fresh(srv.state, sess.clientID, seq) {
+		if res, ok, err := srv.state.Result(sess.clientID, seq); err != nil {
+			return chat.Result{}, fmt.Errorf("look up result of %s/%d: %w", sess.clientID, seq, err)
+		} else if ok {
+			return res, nil
+		}
 	}
 	env := srv.env()
 	events, err := chat.Decide(srv.state, env, cmd)
@@ -159,13 +161,19 @@ func (sess *session) mutate(ctx context.Context, seq uint64, cmd chat.Command) (
 		}
 		recs = append(recs, eventlog.Record{Type: typ, Data: data, ClientID: sess.clientID, Seq: seq, Time: env.Now})
 	}
-	if _, err := srv.repl.Propose(ctx, recs); err != nil {
+	slot := srv.results.add(sess.clientID, seq)
+	_, err = srv.repl.Propose(ctx, recs)
+	res, ok := srv.results.take(sess.clientID, seq, slot)
+	if err != nil {
 		return chat.Result{}, err
 	}
 	if srv.cfg.AfterCommit != nil {
 		srv.cfg.AfterCommit(sess.curOp)
 	}
-	res, ok, err := srv.state.Result(sess.clientID, seq)
+	if ok {
+		return res, nil
+	}
+	res, ok, err = srv.state.Result(sess.clientID, seq)
 	if err != nil {
 		return chat.Result{}, fmt.Errorf("look up result of %s/%d: %w", sess.clientID, seq, err)
 	}

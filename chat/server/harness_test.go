@@ -76,14 +76,14 @@ func (f *fakeRole) setBackup(backup bool, waiting string) {
 	f.mu.Unlock()
 }
 
-func startServer(t *testing.T, mod func(*Config)) *testServer {
+func startServer(t testing.TB, mod func(*Config)) *testServer {
 	t.Helper()
 	log := eventlog.NewMemoryLog()
 	state := chat.NewState(chat.NewMemStore())
 	sm := NewStateMachine(state)
 	repl, err := shell.New(shell.Config{
 		Node: replica.Config{ID: 0, Peers: []replica.NodeID{0}}, Log: log, StateMachine: sm,
-		Transport: shell.NoTransport{}, TickInterval: time.Millisecond,
+		Transport: shell.NoTransport{}, TickInterval: 10 * time.Millisecond,
 	})
 	require.NoError(t, err)
 	role := &fakeRole{r: repl}
@@ -107,14 +107,14 @@ func startServer(t *testing.T, mod func(*Config)) *testServer {
 
 // rawClient speaks the wire protocol directly.
 type rawClient struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *wire.Conn
 	nextID uint64
 	seq    uint64
 	pushes []wire.Frame // pushes read while waiting for a response
 }
 
-func dialRaw(t *testing.T, addr, clientID string) *rawClient {
+func dialRaw(t testing.TB, addr, clientID string) *rawClient {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	require.NoError(t, err)
@@ -190,7 +190,7 @@ func (c *rawClient) nextPush() wire.Message {
 }
 
 // user registers and logs in a fresh client as name.
-func (ts *testServer) user(t *testing.T, name string) *rawClient {
+func (ts *testServer) user(t testing.TB, name string) *rawClient {
 	t.Helper()
 	c := dialRaw(t, ts.addr, "client-"+name+fmt.Sprint(time.Now().UnixNano()))
 	if werr := c.call(wire.OpRegister, wire.RegisterRequest{User: name, Password: "pw-" + name}, nil); werr != nil {

@@ -125,6 +125,10 @@ type Server struct {
 	logger  *slog.Logger
 	limiter *loginLimiter
 	ids     messageIDs
+	// seqs lets mutate skip the dedup lookup of requests known to be new.
+	seqs seqTracker
+	// results carries applied results to the requests waiting for them.
+	results resultWaiters
 	// watchedPrimary is the role the step-down watcher last saw.
 	watchedPrimary atomic.Bool
 

@@ -95,7 +95,10 @@ func (sess *session) loop(ctx context.Context) {
 				// over the limit or garbage): the client gets a typed error.
 				if werr := wire.ErrorOf(err); werr != nil && !errors.Is(err, net.ErrClosed) {
 					sess.log.Debug("closing connection", "err", err)
-					srv.write(sess.nc, sess.conn, wire.NewErrorResponse(wire.Frame{Kind: wire.KindRequest}, werr))
+					var big *wire.FrameSizeError
+					if srv.write(sess.nc, sess.conn, wire.NewErrorResponse(wire.Frame{Kind: wire.KindRequest}, werr)) && errors.As(err, &big) {
+						sess.drain(big.Size)
+					}
 				}
 			}
 			return
@@ -110,6 +113,24 @@ func (sess *session) loop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// Bounds of drain.
+const (
+	drainTimeout = time.Second
+	drainBytes   = 8 << 20
+)
+
+// drain reads and discards the body of a frame over the limit (up to size
+// bytes, drainBytes at most, for drainTimeout at most) before the
+// connection is closed after the error response. Closing a socket with
+// unread data makes the kernel reset the connection, and a client still
+// writing the frame would get the reset instead of the error.
+func (sess *session) drain(size uint64) {
+	if err := sess.nc.SetReadDeadline(time.Now().Add(drainTimeout)); err != nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, sess.nc, int64(min(size, drainBytes)))
 }
 
 // handle answers one request, never failing the connection: every error is
@@ -141,6 +162,13 @@ func (s *Server) listeners(uid uint64) []*pusher {
 		out = append(out, p)
 	}
 	return out
+}
+
+// anyListening reports whether any session here is listening.
+func (s *Server) anyListening() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.listening) > 0
 }
 
 // online reports whether uid has a listening session here.

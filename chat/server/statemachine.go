@@ -28,16 +28,24 @@ func NewStateMachine(state *chat.State) *StateMachine {
 
 // SetServer makes applied sends and deliveries wake srv's pushers. Call it
 // before the replicator applies anything concurrently.
-func (m *StateMachine) SetServer(srv *Server) { m.srv = srv }
+func (m *StateMachine) SetServer(srv *Server) {
+	m.srv = srv
+	srv.seqs.enable()
+}
 
 // Apply applies committed records in offset order.
 func (m *StateMachine) Apply(recs []eventlog.Record) error {
-	if err := m.state.Apply(recs); err != nil {
+	if m.srv == nil {
+		return m.state.Apply(recs)
+	}
+	results, err := m.state.ApplyWithResults(recs)
+	// Even after an error: part of recs may have been applied.
+	m.srv.seqs.note(recs)
+	m.srv.results.deliver(results)
+	if err != nil {
 		return err
 	}
-	if m.srv != nil {
-		m.wake(recs)
-	}
+	m.wake(recs)
 	return nil
 }
 
@@ -63,6 +71,11 @@ func (m *StateMachine) Reset() error {
 // wake nudges the pushers of every user whose unread queue grew (a send to
 // them) or shrank (a delivery, which frees their push window).
 func (m *StateMachine) wake(recs []eventlog.Record) {
+	if !m.srv.anyListening() {
+		// Nobody to wake (always so on a backup): skip decoding the events.
+		// A session that starts listening later reads its queue first.
+		return
+	}
 	var uids []uint64
 	for _, r := range recs {
 		if !strings.HasPrefix(r.Type, chat.TypePrefix) {
