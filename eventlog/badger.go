@@ -43,8 +43,9 @@ type BadgerOptions struct {
 }
 
 // BadgerLog is a Log stored in a Badger database, one per replica. It owns the
-// key prefixes listed by KeyPrefixes; the chat state lives in the same
-// database (see DB) under its own prefix.
+// key prefixes listed by KeyPrefixes. chatd keeps the chat state in a separate
+// database that is not fsynced (chat/chatdb): the state is derived from this
+// log and replayed from it after a crash, so only the log pays for fsync.
 //
 // # Durability
 //
@@ -238,10 +239,10 @@ func (b badgerLogger) Warningf(f string, args ...any) {
 func (badgerLogger) Infof(string, ...any)  {}
 func (badgerLogger) Debugf(string, ...any) {}
 
-// DB returns the underlying database, so that other packages can keep their
-// state in it under their own key prefix (never one of KeyPrefixes). Its
-// transactions are synced on commit (see "Durability" on BadgerLog).
-// It must not be used after Close.
+// DB returns the underlying database, for tests and tools that inspect or
+// damage it on purpose, or that keep data beside the log under their own key
+// prefix (never one of KeyPrefixes). Its transactions are synced on commit
+// (see "Durability" on BadgerLog). It must not be used after Close.
 func (l *BadgerLog) DB() *badger.DB { return l.db }
 
 // recover loads the persisted state, finishing interrupted operations when

@@ -29,9 +29,9 @@
 //
 // # Implementations
 //
-// [BadgerLog] keeps the log in a Badger database (one per replica; the chat
-// state lives in the same database under another key prefix, outside
-// [KeyPrefixes]). [MemoryLog] keeps it in memory for tests and the
+// [BadgerLog] keeps the log in a Badger database, one per replica (the
+// replica's chat state, derived from the log, is kept in a database of its
+// own). [MemoryLog] keeps it in memory for tests and the
 // deterministic simulator; [MemoryLog.Clone] is a crashed node's disk. Both
 // pass the same conformance suite, eventlogtest.Run, and eventlogtest.RunDurable
 // checks what survives a restart.
