@@ -76,6 +76,16 @@ func NewState(store Store) *State {
 // Applied is the offset of the last record applied (0 if none).
 func (s *State) Applied() eventlog.Offset { return eventlog.Offset(s.applied.Load()) }
 
+// LoadErr returns the error met reading the store when the State was created
+// (ErrIncompleteRestore after an interrupted RestoreSnapshot), or nil. It is
+// the constant-time start-up check; Check is the full, O(state) one.
+func (s *State) LoadErr() error {
+	if p := s.loadErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 func checkNotRestoring(kv KV) error {
 	_, ok, err := kv.Get(keyRestoring)
 	if err != nil {

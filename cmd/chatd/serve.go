@@ -123,7 +123,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 	}()
 	state := chat.NewState(stateDB.Store())
 	sm := &syncedReset{StateMachine: server.NewStateMachine(state), db: stateDB}
-	if err := state.Check(); errors.Is(err, chat.ErrIncompleteRestore) {
+	if err := state.LoadErr(); errors.Is(err, chat.ErrIncompleteRestore) {
 		// A reset of the state (after a fork) was interrupted: finish it; the
 		// log is intact and replication replays it.
 		logger.Warn("chat state reset was interrupted; resetting again and replaying the log")
