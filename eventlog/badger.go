@@ -187,19 +187,34 @@ func badgerOptions(dir string, opts BadgerOptions, logger *slog.Logger) badger.O
 		WithSyncWrites(true). // see "Durability" on BadgerLog
 		WithLogger(badgerLogger{logger}).
 		WithLoggingLevel(badger.WARNING).
-		// Small memtables bound memory and the log replayed at open.
+		// Small memtables bound memory and the log replayed at open. Each
+		// memtable is an arena on the Go heap of MemTableSize plus ~4.8 MiB
+		// (20.8 MiB at the default), allocated anew at every rotation.
 		WithMemTableSize(memTable).
+		// One memtable taking writes and one being flushed: more would only
+		// hold more unflushed writes in memory while the disk is slow.
 		WithNumMemtables(2).
+		// An L0 table holds a whole flushed memtable and every lookup reads
+		// each of them: few keep reads and the compaction backlog small, and
+		// writes stall rather than let them pile up.
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(8).
+		// A table builder allocates twice this up front, per compactor and
+		// per flush (a flush of a full memtable grows to ~48 MiB), so it
+		// bounds compaction memory.
 		WithBaseTableSize(8 << 20).
 		WithBlockCacheSize(blockCache).
 		// Bound table indexes too, rather than hold every one in memory as
 		// the log grows.
 		WithIndexCacheSize(8 << 20).
+		// Value-log files are mmapped; records are inline below the value
+		// threshold, so the value log stays nearly empty and a small file
+		// (Badger's default is 1 GiB) keeps the mapping small.
 		WithValueLogFileSize(64 << 20).
 		// Badger requires values inline below its transaction size limit.
 		WithValueThreshold(min(1<<20, memTable*15/100/2)).
+		// The target machines have few cores, and each compactor holds a
+		// table builder (see BaseTableSize).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)
 }

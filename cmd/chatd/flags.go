@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"path/filepath"
 	"slices"
@@ -32,6 +33,12 @@ type config struct {
 	argonTime   uint
 	forceLead   bool
 	debugAddr   string
+	// memLimitMiB is the Go runtime's soft memory limit; 0 leaves the
+	// runtime's own (GOMEMLIMIT, else none).
+	memLimitMiB int64
+	// gcPercent is the Go runtime's GC target percentage; 0 leaves the
+	// runtime's own (GOGC, else 100).
+	gcPercent int
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -56,6 +63,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.UintVar(&cfg.argonTime, "argon-time", 2, "argon2id passes per password hash")
 	fs.BoolVar(&cfg.forceLead, "force-lead", false, "operator override: take over as primary even though the replicas of the last in-sync set have not all been heard from (may lose what only they held; logged)")
 	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
+	fs.Int64Var(&cfg.memLimitMiB, "memory-limit", 384, "soft limit of the Go runtime's memory, MiB: the GC collects more often near it (0: GOMEMLIMIT, else none)")
+	fs.IntVar(&cfg.gcPercent, "gc-percent", 0, "GC target: heap growth over the live heap before a collection, percent (0: GOGC, else 100; -1: collect only near --memory-limit)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: chatd --id N --data DIR [--peers 0=host:port,1=host:port,...] [flags]\n\nflags:\n")
 		fs.PrintDefaults()
@@ -99,6 +108,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.argonMemKiB < 8 || cfg.argonTime < 1 {
 		return usage("--argon-memory must be at least 8 KiB and --argon-time at least 1")
+	}
+	if cfg.memLimitMiB < 0 || cfg.memLimitMiB > math.MaxInt64>>20 {
+		return usage("--memory-limit %d is out of range", cfg.memLimitMiB)
+	}
+	if cfg.gcPercent < -1 {
+		return usage("--gc-percent %d: want -1 (off), 0 (runtime default) or a positive percentage", cfg.gcPercent)
+	}
+	if cfg.gcPercent == -1 && cfg.memLimitMiB == 0 {
+		// Without a limit the heap would grow until the kernel kills us.
+		return usage("--gc-percent -1 needs a --memory-limit")
 	}
 	if *peers == "" {
 		if cfg.listen == "" {

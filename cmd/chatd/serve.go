@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"time"
 
@@ -105,6 +106,8 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 	// node id themselves; everything else gets it here.
 	base := newLogger(cfg, stderr)
 	logger := base.With("node", cfg.id)
+	defer applyMemorySettings(memorySettings{limitMiB: cfg.memLimitMiB, gcPercent: cfg.gcPercent})()
+	logger.Debug("memory settings", "memory_limit_bytes", debug.SetMemoryLimit(-1), "gc_percent", cfg.gcPercent)
 	log, stateDB, err := openData(cfg.dataDir, logger)
 	if err != nil {
 		return err
