@@ -32,7 +32,7 @@ func (sess *session) dispatch(ctx context.Context, req wire.Frame) (any, error) 
 	case wire.OpRegister:
 		return sess.register(ctx, req)
 	case wire.OpLogin:
-		return sess.login(req)
+		return sess.login(ctx, req)
 	case wire.OpUsers:
 		return sess.users(req)
 	}
@@ -190,7 +190,12 @@ func (sess *session) register(ctx context.Context, req wire.Frame) (any, error) 
 	if err := decode(req, &body); err != nil {
 		return nil, err
 	}
+	release, err := sess.srv.hashSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
 	res, err := sess.mutate(ctx, req.Seq, chat.Register{Name: body.User, Password: body.Password})
+	release()
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +205,7 @@ func (sess *session) register(ctx context.Context, req wire.Frame) (any, error) 
 	return wire.RegisterResponse{User: body.User}, nil
 }
 
-func (sess *session) login(req wire.Frame) (any, error) {
+func (sess *session) login(ctx context.Context, req wire.Frame) (any, error) {
 	var body wire.LoginRequest
 	if err := decode(req, &body); err != nil {
 		return nil, err
@@ -210,7 +215,12 @@ func (sess *session) login(req wire.Frame) (any, error) {
 	if wait := srv.limiter.blocked(body.User, now); wait > 0 {
 		return nil, wire.Errorf(wire.CodeRateLimited, "too many failed logins for %q; try again in %s", body.User, wait.Round(1e9))
 	}
+	release, err := srv.hashSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
 	user, err := srv.state.VerifyLogin(body.User, body.Password)
+	release()
 	if err != nil {
 		if errors.Is(err, chat.ErrWrongPassword) || errors.Is(err, chat.ErrUnknownUser) {
 			srv.limiter.fail(body.User, now)
@@ -428,4 +438,19 @@ func (s *Server) metrics(req wire.Frame) (any, error) {
 	}
 	samples, next, dropped := src.LagSamples(body.After, limit)
 	return wire.MetricsResponse{Samples: samples, Next: next, Dropped: dropped}, nil
+}
+
+// hashSlot waits for one of the server's password-hashing slots and returns
+// the function that frees it. argon2id takes ~19 MiB and a core for tens of
+// milliseconds per hash: a login storm (every client reconnecting after a
+// failover) would otherwise hold one such block per client at once. With a
+// slot per core, hashes queue instead of piling up, at no cost in throughput
+// since they are CPU-bound anyway.
+func (s *Server) hashSlot(ctx context.Context) (func(), error) {
+	select {
+	case s.hashSlots <- struct{}{}:
+		return func() { <-s.hashSlots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

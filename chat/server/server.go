@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,6 +130,8 @@ type Server struct {
 	seqs seqTracker
 	// results carries applied results to the requests waiting for them.
 	results resultWaiters
+	// hashSlots bounds concurrent password hashing (see hashSlot).
+	hashSlots chan struct{}
 	// watchedPrimary is the role the step-down watcher last saw.
 	watchedPrimary atomic.Bool
 
@@ -158,6 +161,7 @@ func New(cfg Config) (*Server, error) {
 		limiter:   newLoginLimiter(cfg.LoginFailures, cfg.LoginWindow),
 		conns:     make(map[net.Conn]struct{}),
 		clients:   make(map[net.Conn]struct{}),
+		hashSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		listening: make(map[uint64]map[*pusher]struct{}),
 	}, nil
 }

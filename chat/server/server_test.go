@@ -6,6 +6,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -373,5 +374,29 @@ func TestServer_StepDownClosesClientConnections(t *testing.T) {
 	var ne net.Error
 	if errors.As(err, &ne) {
 		assert.False(t, ne.Timeout(), "closed, not timed out")
+	}
+}
+
+func TestServer_HashSlotsBoundConcurrentHashing(t *testing.T) {
+	ts := startServer(t, nil)
+	n := cap(ts.srv.hashSlots)
+	require.Positive(t, n)
+	var releases []func()
+	for range n {
+		release, err := ts.srv.hashSlot(t.Context())
+		require.NoError(t, err)
+		releases = append(releases, release)
+	}
+	// Every slot is taken: a login waits, and gives up with its context.
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := ts.srv.hashSlot(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	releases[0]()
+	release, err := ts.srv.hashSlot(t.Context())
+	require.NoError(t, err, "a freed slot is taken again")
+	release()
+	for _, r := range releases[1:] {
+		r()
 	}
 }
