@@ -35,7 +35,11 @@ type Config struct {
 	// end (while alive) before the primary starts removing it from the ISR.
 	// Default 4 * FailoverTicks.
 	LagTicks int
-	// MaxBatchBytes bounds the records of one Append message. Default 1 MiB.
+	// MaxBatchBytes bounds the records of one Append message. Default 256
+	// KiB: a batch is read, encoded, decoded and persisted inside one loop
+	// iteration of each side, so its size bounds how long a catch-up keeps
+	// a loop from ticking (see PauseTicks), while MaxInflight batches in
+	// flight still cover the round trip.
 	MaxBatchBytes int
 	// MaxInflight bounds the Append messages outstanding (sent, not
 	// acknowledged) per backup. Default 8.
@@ -70,7 +74,7 @@ func (c Config) withDefaults() Config {
 		c.LagTicks = 4 * c.FailoverTicks
 	}
 	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = 1 << 20
+		c.MaxBatchBytes = 256 << 10
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = 8

@@ -87,6 +87,15 @@ type Shell struct {
 	appended appendTimes
 	match    map[replica.NodeID]eventlog.Offset
 	catchUp  catchUpLog
+	// commit is the commit of the latest Ready. applyHeld is true while
+	// the replica is a recovering backup: a restarted backup catching up
+	// with the primary. Its commit is then handed to the applier only once
+	// it is in sync again (or leads), so that applying the chat state, which
+	// is slower than appending to the log, does not take the CPU the
+	// catch-up of the log needs: being in sync depends on the log alone, and
+	// only a primary serves the state.
+	commit    eventlog.Offset
+	applyHeld bool
 }
 
 type proposal struct {
@@ -187,6 +196,15 @@ func (s *Shell) Status() Status { return *s.status.Load() }
 // messages cannot starve the Ready processing (and so the ticks).
 const maxDrain = 4096
 
+// maxDrainBytes bounds the peer message bytes taken in one loop iteration
+// (the message that crosses it included). A backup catching up finds a full
+// window of Appends waiting (MaxInflight * MaxBatchBytes); persisting them in
+// one Ready kept the loop from ticking for so long that it took itself for
+// paused (Node.Paused: a new incarnation, recovering, a fetch round) and,
+// when the primary stalled alike, caused failovers. A bounded iteration
+// still shares its fsync among several Appends.
+const maxDrainBytes = 1 << 20
+
 // Run drives the replica until ctx is done (returning nil) or a write to the
 // log or state machine fails (returning the error: the replica must stop, as
 // the core believes the Ready was carried out).
@@ -207,6 +225,7 @@ func (s *Shell) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("start replication core: %w", err)
 	}
 	s.node = node
+	s.applyHeld = holdApply(node.Status())
 	s.publishStatus()
 	interval := s.cfg.TickInterval
 	ticker := time.NewTicker(interval)
@@ -214,6 +233,7 @@ func (s *Shell) Run(ctx context.Context) (err error) {
 	lastTick := time.Now()
 	inbox := s.tr.Inbox()
 	for {
+		took := 0 // peer message bytes taken this iteration
 		select {
 		case <-ctx.Done():
 			return nil
@@ -221,6 +241,7 @@ func (s *Shell) Run(ctx context.Context) (err error) {
 			s.tick(now, &lastTick)
 		case in := <-inbox:
 			s.step(in)
+			took = len(in.Msg)
 		case p := <-s.propc:
 			s.propose(p)
 		case reply := <-s.forcec:
@@ -232,9 +253,13 @@ func (s *Shell) Run(ctx context.Context) (err error) {
 		// iteration's fsync.
 	drain:
 		for range maxDrain {
+			if took >= maxDrainBytes {
+				break
+			}
 			select {
 			case in := <-inbox:
 				s.step(in)
+				took += len(in.Msg)
 			case p := <-s.propc:
 				s.propose(p)
 			default:
@@ -374,8 +399,12 @@ func (s *Shell) handleReady() error {
 		return err
 	}
 	// Applying is handed to the applier: records up to Commit are durable
-	// here, and the applier applies them in order while the loop goes on.
-	s.ap.advance(rd.Commit)
+	// here, and the applier applies them in order while the loop goes on
+	// (unless held; see applyHeld).
+	s.commit = rd.Commit
+	if !s.applyHeld {
+		s.ap.advance(rd.Commit)
+	}
 	s.node.Advance(rd)
 	return nil
 }
@@ -432,6 +461,9 @@ func (s *Shell) recoverState() (eventlog.Offset, error) {
 // peers' matches that lag samples start from, and publishes the status.
 func (s *Shell) afterIteration() {
 	st := s.node.Status()
+	if s.applyHeld = holdApply(st); !s.applyHeld {
+		s.ap.advance(s.commit)
+	}
 	if st.Role != replica.RolePrimary && s.ap.hasWaiters() {
 		s.ap.failAll(&replica.NotPrimaryError{Primary: st.Primary})
 	}
@@ -448,6 +480,12 @@ func (s *Shell) afterIteration() {
 		s.catchUp.reset()
 	}
 	s.publish(st)
+}
+
+// holdApply reports whether the applier should wait: the replica is a
+// backup that restarted (or paused) and has not rejoined the ISR yet.
+func holdApply(st replica.Status) bool {
+	return st.Role == replica.RoleBackup && st.Recovering && st.Err == nil
 }
 
 func (s *Shell) publishStatus() { s.publish(s.node.Status()) }

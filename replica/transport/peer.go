@@ -27,6 +27,12 @@ type peer struct {
 	id    NodeID
 	addr  string
 	queue chan []byte // outbound; Send fills it, the writer goroutine drains it
+	// wake cuts the writer's reconnect delay short (capacity 1): the peer
+	// just connected to us, so it is up now. Without it, a replica that was
+	// down for a while waited up to ReconnectMax after its restart before
+	// hearing anything (the backoff had grown while it was down), which
+	// delayed its catch-up by as much.
+	wake chan struct{}
 
 	connected           atomic.Bool // outbound connection up
 	sentMsgs, sentBytes atomic.Uint64
@@ -40,7 +46,7 @@ type peer struct {
 }
 
 func newPeer(id NodeID, addr string, queueLen int) *peer {
-	return &peer{id: id, addr: addr, queue: make(chan []byte, queueLen)}
+	return &peer{id: id, addr: addr, queue: make(chan []byte, queueLen), wake: make(chan struct{}, 1)}
 }
 
 func (p *peer) setErr(err error) {
@@ -59,6 +65,14 @@ func (p *peer) setInbound(conn net.Conn) (old net.Conn) {
 	defer p.mu.Unlock()
 	old, p.inbound = p.inbound, conn
 	return old
+}
+
+// wakeWriter tells the writer goroutine that the peer is up (see wake).
+func (p *peer) wakeWriter() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // clearInbound forgets conn; it reports whether conn had been replaced.
@@ -111,6 +125,8 @@ func (t *Transport) runPeer(ctx context.Context, p *peer) {
 				timer.Stop()
 				return
 			case <-timer.C:
+			case <-p.wake:
+				timer.Stop()
 			}
 		}
 		conn, err := t.dial(ctx, p.id, p.addr)
@@ -128,6 +144,12 @@ func (t *Transport) runPeer(ctx context.Context, p *peer) {
 			continue
 		}
 		log.Info("connected to peer")
+		// A wake-up from before this connection is stale: if it breaks,
+		// back off as usual.
+		select {
+		case <-p.wake:
+		default:
+		}
 		start := time.Now()
 		p.connected.Store(true)
 		err = t.writeLoop(ctx, p, conn)

@@ -194,6 +194,9 @@ func (t *Transport) Accept(ctx context.Context, conn net.Conn, r io.Reader) erro
 		old.Close()
 	}
 	log.Info("peer connected")
+	if !p.connected.Load() {
+		p.wakeWriter()
+	}
 	err = t.readLoop(ctx, p, br)
 	superseded := p.clearInbound(conn)
 	if superseded {

@@ -497,3 +497,25 @@ func assertGoroutinesBack(t *testing.T, before int) {
 		}
 	}
 }
+
+// A peer that connects to us is up: our writer redials at once instead of
+// sitting out a reconnect delay that grew while the peer was down (the
+// restarted replica would otherwise hear nothing for up to ReconnectMax).
+func TestTransport_InboundConnectionCutsReconnectDelay(t *testing.T) {
+	lns, peers := listen(t, 2)
+	require.NoError(t, lns[1].Close(), "b is down when a starts")
+	cfg := testConfig(0, peers)
+	cfg.ReconnectMin, cfg.ReconnectMax = time.Hour, time.Hour
+	a := startNode(t, cfg, lns[0])
+	require.Eventually(t, func() bool { return a.tr.Peers()[0].LastError != nil }, waitFor, tick,
+		"a's first dial fails, so it backs off for half an hour or more")
+	require.False(t, a.tr.Peers()[0].Connected)
+
+	ln, err := net.Listen("tcp", peers[1])
+	require.NoError(t, err, "rebind b's port")
+	b := startNode(t, testConfig(1, peers), ln)
+	require.Eventually(t, func() bool { return a.tr.Peers()[0].Connected }, waitFor, tick,
+		"b's connection to a wakes a's writer")
+	require.True(t, a.tr.Send(1, []byte("hello")))
+	assert.Equal(t, Inbound{From: 0, Msg: []byte("hello")}, recv(t, b.tr))
+}
