@@ -35,7 +35,7 @@ func BenchmarkApplySend(b *testing.B) {
 		}},
 	}
 	for _, store := range stores {
-		for _, batch := range []int{1, 64} {
+		for _, batch := range []int{1, 64, 256, 4096} {
 			b.Run(fmt.Sprintf("db=%s/batch=%d", store.name, batch), func(b *testing.B) {
 				st := chat.NewState(store.open(b))
 				var off eventlog.Offset

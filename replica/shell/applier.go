@@ -2,6 +2,7 @@ package shell
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/replichat/replichat/eventlog"
@@ -72,6 +73,9 @@ func (a *applier) run() {
 	}
 }
 
+// applyChunkRecords bounds the records applied in one state transaction.
+const applyChunkRecords = 256
+
 // applyBatchBytes bounds one read of committed records.
 const applyBatchBytes = 1 << 20
 
@@ -94,8 +98,14 @@ func (a *applier) applyBatch(from, target eventlog.Offset) (eventlog.Offset, err
 			break
 		}
 	}
-	if err := a.sm.Apply(recs); err != nil {
-		return 0, fmt.Errorf("apply offsets %d-%d: %w", recs[0].Offset, recs[len(recs)-1].Offset, err)
+	// Apply in chunks: each chunk is one state transaction, and a
+	// transaction's cost grows faster than its size (Badger sorts a
+	// transaction's pending writes whenever the state machine scans inside
+	// it), while a catch-up read brings thousands of records at once.
+	for chunk := range slices.Chunk(recs, applyChunkRecords) {
+		if err := a.sm.Apply(chunk); err != nil {
+			return 0, fmt.Errorf("apply offsets %d-%d: %w", chunk[0].Offset, chunk[len(chunk)-1].Offset, err)
+		}
 	}
 	return recs[len(recs)-1].Offset, nil
 }

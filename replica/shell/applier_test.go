@@ -89,3 +89,26 @@ func TestApplier_StateMachineErrorStops(t *testing.T) {
 		t.Fatal("an apply error must stop the applier")
 	}
 }
+
+// chunkSM records the size of every Apply call.
+type chunkSM struct {
+	listSM
+	sizes []int
+}
+
+func (m *chunkSM) Apply(recs []eventlog.Record) error {
+	m.sizes = append(m.sizes, len(recs))
+	return m.listSM.Apply(recs)
+}
+
+func TestApplier_AppliesInBoundedChunks(t *testing.T) {
+	log := eventlog.NewMemoryLog()
+	sm := &chunkSM{}
+	appendN(t, log, 600, "c")
+	a := newApplier(log, sm, 0)
+	last, err := a.applyBatch(1, 600)
+	require.NoError(t, err)
+	assert.Equal(t, eventlog.Offset(600), last)
+	assert.Equal(t, []int{256, 256, 88}, sm.sizes, "one state transaction per chunk of at most applyChunkRecords")
+	assert.Len(t, sm.recs, 600)
+}
