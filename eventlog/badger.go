@@ -10,9 +10,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/replichat/replichat/eventlog/badgerdb"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -173,86 +174,21 @@ func OpenBadger(dir string, opts BadgerOptions) (*BadgerLog, error) {
 	return l, nil
 }
 
+// badgerOptions are the shared small-footprint settings with SyncWrites: see
+// "Durability" on BadgerLog.
 func badgerOptions(dir string, opts BadgerOptions, logger *slog.Logger) badger.Options {
-	memTable := opts.MemTableSize
-	if memTable <= 0 {
-		memTable = 16 << 20
-	}
-	blockCache := opts.BlockCacheSize
-	if blockCache <= 0 {
-		blockCache = 16 << 20
-	}
-	return badger.DefaultOptions(dir).
-		WithReadOnly(opts.ReadOnly).
-		WithSyncWrites(true). // see "Durability" on BadgerLog
-		WithLogger(badgerLogger{logger}).
-		WithLoggingLevel(badger.WARNING).
-		// Small memtables bound memory and the log replayed at open. Each
-		// memtable is an arena on the Go heap of MemTableSize plus ~4.8 MiB
-		// (20.8 MiB at the default), allocated anew at every rotation.
-		WithMemTableSize(memTable).
-		// One memtable taking writes and one being flushed: more would only
-		// hold more unflushed writes in memory while the disk is slow.
-		WithNumMemtables(2).
-		// An L0 table holds a whole flushed memtable and every lookup reads
-		// each of them: few keep reads and the compaction backlog small, and
-		// writes stall rather than let them pile up.
-		WithNumLevelZeroTables(4).
-		WithNumLevelZeroTablesStall(8).
-		// A table builder allocates twice this up front, per compactor and
-		// per flush (a flush of a full memtable grows to ~48 MiB), so it
-		// bounds compaction memory.
-		WithBaseTableSize(8 << 20).
-		WithBlockCacheSize(blockCache).
-		// Bound table indexes too, rather than hold every one in memory as
-		// the log grows.
-		WithIndexCacheSize(8 << 20).
-		// Value-log files are mmapped; records are inline below the value
-		// threshold, so the value log stays nearly empty and a small file
-		// (Badger's default is 1 GiB) keeps the mapping small.
-		WithValueLogFileSize(64 << 20).
-		// Badger requires values inline below its transaction size limit.
-		WithValueThreshold(min(1<<20, memTable*15/100/2)).
-		// The target machines have few cores, and each compactor holds a
-		// table builder (see BaseTableSize).
-		WithNumCompactors(2).
-		WithMetricsEnabled(false)
+	return badgerdb.Options(badgerdb.Config{Dir: dir, ReadOnly: opts.ReadOnly, SyncWrites: true,
+		MemTableSize: opts.MemTableSize, BlockCacheSize: opts.BlockCacheSize, Logger: logger})
 }
 
-// openDB opens Badger, turning its lock failure into ErrLocked and a panic on
-// a damaged directory into an error.
-func openDB(o badger.Options) (db *badger.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("badger panicked (damaged data directory?): %v", r)
-		}
-	}()
-	db, err = badger.Open(o)
-	if err == nil {
-		return db, nil
+// openDB opens Badger; a directory held by another process wraps ErrLocked.
+func openDB(o badger.Options) (*badger.DB, error) {
+	db, err := badgerdb.Open(o)
+	if errors.Is(err, badgerdb.ErrLocked) {
+		return nil, fmt.Errorf("%w: %w", ErrLocked, err)
 	}
-	// Badger formats the flock error with %v (y.Wrapf outside debug mode),
-	// so the errno is lost: recognize its message.
-	if errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "Cannot acquire directory lock") {
-		return nil, fmt.Errorf("%w: %v", ErrLocked, err)
-	}
-	return nil, err
+	return db, err
 }
-
-// badgerLogger routes Badger's log to slog. Badger logs at WARNING and above
-// (set in badgerOptions); Info and Debug are dropped here too.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, args ...any) {
-	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, args...)), "component", "badger")
-}
-
-func (b badgerLogger) Warningf(f string, args ...any) {
-	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, args...)), "component", "badger")
-}
-
-func (badgerLogger) Infof(string, ...any)  {}
-func (badgerLogger) Debugf(string, ...any) {}
 
 // DB returns the underlying database, for tests and tools that inspect or
 // damage it on purpose, or that keep data beside the log under their own key

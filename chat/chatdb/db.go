@@ -8,9 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/replichat/replichat/eventlog/badgerdb"
 
 	"github.com/replichat/replichat/chat"
 )
@@ -49,62 +50,21 @@ func Open(dir string, opts Options) (*DB, error) {
 	return &DB{db: db, dir: dir}, nil
 }
 
-// badgerOptions are eventlog's small-memory settings, without SyncWrites.
+// badgerOptions are the shared small-footprint settings, without SyncWrites:
+// the state is derived from the (fsynced) log and stores its applied offset
+// in the same transaction as its changes, so a lost suffix is replayed and
+// commits need not wait for the disk.
 func badgerOptions(dir string, logger *slog.Logger) badger.Options {
-	const memTable = 16 << 20
-	return badger.DefaultOptions(dir).
-		// The state is derived from the (fsynced) log and stores its applied
-		// offset in the same transaction as its changes: a lost suffix is
-		// replayed, so commits need not wait for the disk.
-		WithSyncWrites(false).
-		WithLogger(badgerLogger{logger}).
-		WithLoggingLevel(badger.WARNING).
-		// Small memtables bound memory and the write-ahead log replayed at
-		// open, hence the start-up time. Each is an arena on the Go heap of
-		// MemTableSize plus ~4.8 MiB, allocated anew at every rotation.
-		WithMemTableSize(memTable).
-		// One memtable taking writes and one being flushed: more would only
-		// hold more unflushed writes in memory.
-		WithNumMemtables(2).
-		// Every lookup reads each L0 table: few keep reads cheap, and writes
-		// stall rather than let them pile up.
-		WithNumLevelZeroTables(4).
-		WithNumLevelZeroTablesStall(8).
-		// A table builder allocates twice this up front, per compactor and
-		// per flush, so it bounds compaction memory.
-		WithBaseTableSize(8 << 20).
-		// Both caches are bounded so that memory does not grow with the
-		// state; the state's working set (recent messages, users) is small.
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(8 << 20).
-		// Value-log files are mmapped; values are inline below the value
-		// threshold, so a small file keeps the mapping small.
-		WithValueLogFileSize(64 << 20).
-		// Badger requires values inline below its transaction size limit.
-		WithValueThreshold(min(1<<20, memTable*15/100/2)).
-		// Few cores; each compactor holds a table builder.
-		WithNumCompactors(2).
-		WithMetricsEnabled(false)
+	return badgerdb.Options(badgerdb.Config{Dir: dir, SyncWrites: false, Logger: logger})
 }
 
-// openDB opens Badger, turning its lock failure into ErrLocked and a panic on
-// a damaged directory into an error.
-func openDB(o badger.Options) (db *badger.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("badger panicked (damaged directory?): %v", r)
-		}
-	}()
-	db, err = badger.Open(o)
-	if err == nil {
-		return db, nil
+// openDB opens Badger; a directory held by another process wraps ErrLocked.
+func openDB(o badger.Options) (*badger.DB, error) {
+	db, err := badgerdb.Open(o)
+	if errors.Is(err, badgerdb.ErrLocked) {
+		return nil, fmt.Errorf("%w: %w", ErrLocked, err)
 	}
-	// Badger formats the flock error with %v, so the errno is lost:
-	// recognize its message too.
-	if errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "Cannot acquire directory lock") {
-		return nil, fmt.Errorf("%w: %v", ErrLocked, err)
-	}
-	return nil, err
+	return db, err
 }
 
 // Store returns the chat.Store over this database, keys under "c/".
@@ -167,18 +127,3 @@ func (d *DB) Close() error {
 	}
 	return nil
 }
-
-// badgerLogger routes Badger's log to slog. Badger logs at WARNING and above
-// (set in badgerOptions); Info and Debug are dropped here too.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, args ...any) {
-	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, args...)), "component", "badger", "db", "state")
-}
-
-func (b badgerLogger) Warningf(f string, args ...any) {
-	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, args...)), "component", "badger", "db", "state")
-}
-
-func (badgerLogger) Infof(string, ...any)  {}
-func (badgerLogger) Debugf(string, ...any) {}

@@ -1,0 +1,121 @@
+// Package badgerdb opens the Badger databases a replica keeps (the event
+// log's and the chat state's) with the small, bounded memory footprint both
+// need, routes Badger's logging to slog, and turns Badger's failures at open
+// (a directory held by another process, a damaged directory that makes it
+// panic) into clear errors. The two databases differ only in durability: the
+// log fsyncs every commit, the state (derived from the log) does not.
+package badgerdb
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"syscall"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ErrLocked is wrapped by Open's error when another process holds the
+// directory.
+var ErrLocked = errors.New("badgerdb: directory in use by another process")
+
+// Config describes a database to open. Zero sizes pick the defaults.
+type Config struct {
+	Dir        string
+	ReadOnly   bool
+	SyncWrites bool
+	// MemTableSize bounds memory and the write-ahead log replayed at open
+	// (so start-up time), and sets the largest transaction (15% of it).
+	// Default 16 MiB.
+	MemTableSize int64
+	// BlockCacheSize bounds the cache of table blocks. Default 16 MiB.
+	BlockCacheSize int64
+	Logger         *slog.Logger // nil discards
+}
+
+// Options returns the Badger options for c.
+func Options(c Config) badger.Options {
+	memTable := c.MemTableSize
+	if memTable <= 0 {
+		memTable = 16 << 20
+	}
+	blockCache := c.BlockCacheSize
+	if blockCache <= 0 {
+		blockCache = 16 << 20
+	}
+	logger := c.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return badger.DefaultOptions(c.Dir).
+		WithReadOnly(c.ReadOnly).
+		WithSyncWrites(c.SyncWrites).
+		WithLogger(slogLogger{logger}).
+		WithLoggingLevel(badger.WARNING).
+		// Small memtables bound memory and the log replayed at open. Each
+		// memtable is an arena on the Go heap of MemTableSize plus ~4.8 MiB
+		// (20.8 MiB at the default), allocated anew at every rotation.
+		WithMemTableSize(memTable).
+		// One memtable taking writes and one being flushed: more would only
+		// hold more unflushed writes in memory while the disk is slow.
+		WithNumMemtables(2).
+		// An L0 table holds a whole flushed memtable and every lookup reads
+		// each of them: few keep reads and the compaction backlog small, and
+		// writes stall rather than let them pile up.
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(8).
+		// A table builder allocates twice this up front, per compactor and
+		// per flush (a flush of a full memtable grows to ~48 MiB), so it
+		// bounds compaction memory.
+		WithBaseTableSize(8 << 20).
+		WithBlockCacheSize(blockCache).
+		// Bound table indexes too, rather than hold every one in memory as
+		// the database grows.
+		WithIndexCacheSize(8 << 20).
+		// Value-log files are mmapped; values are inline below the value
+		// threshold, so the value log stays nearly empty and a small file
+		// (Badger's default is 1 GiB) keeps the mapping small.
+		WithValueLogFileSize(64 << 20).
+		// Badger requires values inline below its transaction size limit.
+		WithValueThreshold(min(1<<20, memTable*15/100/2)).
+		// The target machines have few cores, and each compactor holds a
+		// table builder (see BaseTableSize).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false)
+}
+
+// Open opens Badger with o, turning its lock failure into ErrLocked and a
+// panic on a damaged directory into an error.
+func Open(o badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("badger panicked (damaged data directory?): %v", r)
+		}
+	}()
+	db, err = badger.Open(o)
+	if err == nil {
+		return db, nil
+	}
+	// Badger formats the flock error with %v (y.Wrapf outside debug mode),
+	// so the errno is lost: recognize its message.
+	if errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "Cannot acquire directory lock") {
+		return nil, fmt.Errorf("%w: %v", ErrLocked, err)
+	}
+	return nil, err
+}
+
+// slogLogger routes Badger's log to slog. Badger logs at WARNING and above
+// (see Options); Info and Debug are dropped here too.
+type slogLogger struct{ l *slog.Logger }
+
+func (b slogLogger) Errorf(f string, args ...any) {
+	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, args...)), "component", "badger")
+}
+
+func (b slogLogger) Warningf(f string, args ...any) {
+	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, args...)), "component", "badger")
+}
+
+func (slogLogger) Infof(string, ...any)  {}
+func (slogLogger) Debugf(string, ...any) {}
