@@ -967,22 +967,11 @@ func (l *BadgerLog) Restore(last Offset, lastEpoch Epoch, epochs []EpochStart) e
 
 // Wait implements Log.
 func (l *BadgerLog) Wait(ctx context.Context, after Offset) error {
-	for {
+	return waitPast(ctx, after, func() (bool, Offset, <-chan struct{}) {
 		l.mu.RLock()
-		closed, last, changed := l.closed, l.last, l.changed
-		l.mu.RUnlock()
-		switch {
-		case closed:
-			return fmt.Errorf("wait after %d: %w", after, ErrClosed)
-		case last > after:
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		}
-	}
+		defer l.mu.RUnlock()
+		return l.closed, l.last, l.changed
+	})
 }
 
 // Close implements Log. It waits for a write in progress, wakes every Wait

@@ -308,22 +308,11 @@ func (m *MemoryLog) Restore(last Offset, lastEpoch Epoch, epochs []EpochStart) e
 
 // Wait implements Log.
 func (m *MemoryLog) Wait(ctx context.Context, after Offset) error {
-	for {
+	return waitPast(ctx, after, func() (bool, Offset, <-chan struct{}) {
 		m.mu.Lock()
-		closed, last, changed := m.closed, m.last(), m.changed
-		m.mu.Unlock()
-		switch {
-		case closed:
-			return fmt.Errorf("wait after %d: %w", after, ErrClosed)
-		case last > after:
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		}
-	}
+		defer m.mu.Unlock()
+		return m.closed, m.last(), m.changed
+	})
 }
 
 // Close implements Log. It wakes every Wait with ErrClosed.

@@ -57,16 +57,16 @@ func (a *applier) run() {
 		a.busy = true
 		a.mu.Unlock()
 
-		last, err := a.applyBatch(from, target)
+		applied, err := a.applyBatch(from, target)
 
 		a.mu.Lock()
 		a.busy = false
 		if err != nil {
 			a.err = err
 			close(a.failed)
-		} else if last > 0 {
-			a.settle(from, last)
-			a.applied = last
+		} else if len(applied) > 0 {
+			a.settle(applied)
+			a.applied = applied[len(applied)-1].Offset
 		}
 		a.cond.Broadcast()
 		a.mu.Unlock()
@@ -80,14 +80,14 @@ const applyChunkRecords = 256
 const applyBatchBytes = 1 << 20
 
 // applyBatch applies the records from `from` up to at most target, one read's
-// worth, and returns the last offset applied.
-func (a *applier) applyBatch(from, target eventlog.Offset) (eventlog.Offset, error) {
+// worth, and returns them (in offset order, dense from `from`).
+func (a *applier) applyBatch(from, target eventlog.Offset) ([]eventlog.Record, error) {
 	recs, err := a.log.Read(from, applyBatchBytes)
 	if err != nil {
-		return 0, fmt.Errorf("read committed records from %d: %w", from, err)
+		return nil, fmt.Errorf("read committed records from %d: %w", from, err)
 	}
 	if len(recs) == 0 {
-		return 0, fmt.Errorf("commit %d is beyond the log end %d", target, a.log.Last())
+		return nil, fmt.Errorf("commit %d is beyond the log end %d", target, a.log.Last())
 	}
 	for i, r := range recs {
 		if r.Offset != from+eventlog.Offset(i) {
@@ -104,34 +104,27 @@ func (a *applier) applyBatch(from, target eventlog.Offset) (eventlog.Offset, err
 	// it), while a catch-up read brings thousands of records at once.
 	for chunk := range slices.Chunk(recs, applyChunkRecords) {
 		if err := a.sm.Apply(chunk); err != nil {
-			return 0, fmt.Errorf("apply offsets %d-%d: %w", chunk[0].Offset, chunk[len(chunk)-1].Offset, err)
+			return nil, fmt.Errorf("apply offsets %d-%d: %w", chunk[0].Offset, chunk[len(chunk)-1].Offset, err)
 		}
 	}
-	return recs[len(recs)-1].Offset, nil
+	return recs, nil
 }
 
-// settle answers the proposals whose records were just applied. Called with
-// a.mu held. A waiter whose offset now holds another request's record lost
-// it to a failover.
-func (a *applier) settle(from, last eventlog.Offset) {
+// settle answers the proposals whose records were just applied (recs, as
+// applied). Called with a.mu held. A waiter whose offset now holds another
+// request's record lost it to a failover.
+func (a *applier) settle(recs []eventlog.Record) {
 	if len(a.waiters) == 0 {
 		return
 	}
-	recs, err := a.log.Read(from, applyBatchBytes)
-	byOffset := make(map[eventlog.Offset]eventlog.Record, len(recs))
-	if err == nil {
-		for _, r := range recs {
-			byOffset[r.Offset] = r
-		}
-	}
-	for off := from; off <= last; off++ {
-		p := a.waiters[off]
+	for _, r := range recs {
+		p := a.waiters[r.Offset]
 		if p == nil {
 			continue
 		}
-		delete(a.waiters, off)
-		if r, ok := byOffset[off]; ok && r.ClientID == p.clientID && r.Seq == p.seq {
-			p.done <- proposalResult{last: off}
+		delete(a.waiters, r.Offset)
+		if r.ClientID == p.clientID && r.Seq == p.seq {
+			p.done <- proposalResult{last: r.Offset}
 		} else {
 			p.done <- proposalResult{err: ErrLost}
 		}

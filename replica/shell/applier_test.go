@@ -106,9 +106,10 @@ func TestApplier_AppliesInBoundedChunks(t *testing.T) {
 	sm := &chunkSM{}
 	appendN(t, log, 600, "c")
 	a := newApplier(log, sm, 0)
-	last, err := a.applyBatch(1, 600)
+	applied, err := a.applyBatch(1, 600)
 	require.NoError(t, err)
-	assert.Equal(t, eventlog.Offset(600), last)
+	require.Len(t, applied, 600)
+	assert.Equal(t, eventlog.Offset(600), applied[len(applied)-1].Offset)
 	assert.Equal(t, []int{256, 256, 88}, sm.sizes, "one state transaction per chunk of at most applyChunkRecords")
 	assert.Len(t, sm.recs, 600)
 }
