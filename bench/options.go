@@ -38,6 +38,10 @@ type Options struct {
 	// PhaseTimeout bounds each phase beyond its planned length: a phase that
 	// does not finish within it fails with an error. Default 60s.
 	PhaseTimeout time.Duration
+	// ProfileDir, if set, receives CPU profiles of every replica for go tool
+	// pprof: load-<id>.pprof over the load phase, catchup-<id>.pprof over
+	// the 2s from the restarted backup's start.
+	ProfileDir string
 	// Progress receives a progress line, rewritten in place with \r, while
 	// the run goes; nil prints none.
 	Progress io.Writer

@@ -186,6 +186,7 @@ func (r *runner) start(ctx context.Context) error {
 		Replicas:     r.opts.Replicas,
 		Args:         r.opts.ChatdArgs,
 		ReadyTimeout: r.opts.PhaseTimeout,
+		Debug:        r.opts.ProfileDir != "",
 	})
 	if err != nil {
 		return err
@@ -229,8 +230,12 @@ func (r *runner) load(ctx context.Context) error {
 	sends0 := r.rec.sends.Load()
 	loadCtx, cancel := context.WithTimeout(ctx, r.opts.Duration)
 	defer cancel()
+	waitProfiles := r.profile(loadCtx, "load", 0)
 	err := drive(loadCtx, r.users, r.rec, nil)
 	end := time.Now()
+	if perr := waitProfiles(); perr != nil {
+		r.logger.Warn("cpu profiles", "err", perr)
+	}
 	r.rec.setMeasuring(false)
 	r.lag.measure(start, end)
 	if err != nil {
@@ -368,6 +373,12 @@ func (r *runner) catchup(ctx context.Context) error {
 	}
 	tReady := time.Now()
 	r.mark("restart backup " + strconv.Itoa(b))
+	waitProfiles := r.profile(ctx, "catchup", 2)
+	defer func() {
+		if err := waitProfiles(); err != nil {
+			r.logger.Warn("cpu profiles", "err", err)
+		}
+	}()
 	end, err := r.waitInSync(ctx, b)
 	if err != nil {
 		return fmt.Errorf("backup %d catching up: %w", b, err)

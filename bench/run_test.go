@@ -135,28 +135,11 @@ func TestRun_OneReplica(t *testing.T) {
 	checkPlot(t, res)
 }
 
-// threeReplicasElect reports why a 3-replica cluster cannot elect a primary
-// with this chatd, "" when it can.
-func threeReplicasElect(t *testing.T, chatd string) string {
-	cl, err := cluster.Start(t.Context(), cluster.Config{
-		Chatd: chatd, Dir: t.TempDir(), Replicas: 3, Args: cheapArgon(), ReadyTimeout: 10 * time.Second,
-	})
-	if err != nil {
-		return err.Error()
-	}
-	defer cl.Close()
-	if _, err := findPrimary(t.Context(), cl.Addrs(), -1, 10*time.Second); err != nil {
-		return err.Error()
-	}
-	return ""
-}
-
 func TestRun_ThreeReplicas(t *testing.T) {
 	chatd := buildChatd(t)
-	if why := threeReplicasElect(t, chatd); why != "" {
-		t.Skipf("chatd cannot elect a primary with 3 replicas yet: %s", why)
-	}
-	res, err := Run(t.Context(), tinyOptions(chatd, t.TempDir(), 3))
+	opts := tinyOptions(chatd, t.TempDir(), 3)
+	opts.ProfileDir = t.TempDir()
+	res, err := Run(t.Context(), opts)
 	require.NoError(t, err)
 
 	m := decodeJSON(t, res)
@@ -171,4 +154,17 @@ func TestRun_ThreeReplicas(t *testing.T) {
 	assert.Len(t, res.RSSMB, 3)
 	assert.GreaterOrEqual(t, len(res.Timeline.Marks), 4, "failover and catch-up are marked")
 	checkPlot(t, res)
+
+	// Every replica was profiled under load; catch-up profiles exist for
+	// the replicas running then. A profile is gzipped protobuf.
+	names := []string{"load-0.pprof", "load-1.pprof", "load-2.pprof"}
+	catchups, err := filepath.Glob(filepath.Join(opts.ProfileDir, "catchup-*.pprof"))
+	require.NoError(t, err)
+	assert.Len(t, catchups, 3, "the restarted backup and the other two")
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(opts.ProfileDir, name))
+		require.NoError(t, err)
+		require.Greater(t, len(b), 2, name)
+		assert.Equal(t, []byte{0x1f, 0x8b}, b[:2], "%s is a gzipped profile", name)
+	}
 }

@@ -179,12 +179,21 @@ func (s *State) Users(pattern, after string, limit int) ([]UserInfo, string, err
 // Unread returns up to limit messages of uid's unread queue, oldest first.
 // They stay queued until a Deliver applies.
 func (s *State) Unread(uid uint64, limit int) ([]Message, error) {
+	return s.UnreadFrom(uid, 0, limit)
+}
+
+// UnreadFrom is Unread restricted to the queued messages at offset from or
+// later. A reader that knows everything before from has left the queue
+// should say so: delivered messages leave deletion markers at the queue's
+// head until the store compacts them, and a scan from the head walks them
+// all.
+func (s *State) UnreadFrom(uid uint64, from eventlog.Offset, limit int) ([]Message, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
 	var out []Message
 	err := s.store.View(func(kv KV) error {
-		return kv.Scan(queuePrefix(uid), nil, func(_, v []byte) (bool, error) {
+		return kv.Scan(queuePrefix(uid), queueKey(uid, uint64(from)), func(_, v []byte) (bool, error) {
 			m, err := indexedMsg(kv, v)
 			if err != nil {
 				return false, err

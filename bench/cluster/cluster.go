@@ -76,13 +76,17 @@ type Config struct {
 	ReplicaEnv map[int][]string
 	// ReadyTimeout bounds the wait for a started replica to answer; default 15s.
 	ReadyTimeout time.Duration
+	// Debug gives every replica a --debug-addr on a free loopback port
+	// (DebugAddr), so that its profiles can be fetched.
+	Debug bool
 }
 
 // Cluster is a running set of chatd processes. Its methods are safe for
 // concurrent use.
 type Cluster struct {
-	cfg   Config
-	addrs []string
+	cfg        Config
+	addrs      []string
+	debugAddrs []string // nil unless cfg.Debug
 
 	mu    sync.Mutex
 	procs []*proc // nil entry: not running
@@ -112,6 +116,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, addrs: addrs, procs: make([]*proc, cfg.Replicas)}
+	if cfg.Debug {
+		if c.debugAddrs, err = freePorts(cfg.Replicas); err != nil {
+			return nil, err
+		}
+	}
 	for i := range cfg.Replicas {
 		if err := c.launch(i); err != nil {
 			c.Close()
@@ -152,6 +161,14 @@ func freePorts(n int) ([]string, error) {
 // Addrs are the replicas' client addresses, by id.
 func (c *Cluster) Addrs() []string { return append([]string(nil), c.addrs...) }
 
+// DebugAddr is replica id's profiling address ("" unless Config.Debug).
+func (c *Cluster) DebugAddr(id int) string {
+	if c.debugAddrs == nil {
+		return ""
+	}
+	return c.debugAddrs[id]
+}
+
 // Servers is the comma-separated address list for `chat --servers`.
 func (c *Cluster) Servers() string { return strings.Join(c.addrs, ",") }
 
@@ -176,6 +193,9 @@ func (c *Cluster) args(id int) []string {
 		args = append(args, "--listen", c.addrs[0])
 	} else {
 		args = append(args, "--peers", c.Peers())
+	}
+	if c.debugAddrs != nil {
+		args = append(args, "--debug-addr", c.debugAddrs[id])
 	}
 	return append(args, c.cfg.Args...)
 }

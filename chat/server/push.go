@@ -55,6 +55,13 @@ func (p *pusher) run(ctx context.Context) {
 	// cursor is the offset of the last message pushed on this connection.
 	// Invariant: every queued message with Offset <= cursor was pushed.
 	var cursor eventlog.Offset
+	// low is where the next scan starts. Invariant: no message below low
+	// is queued, or ever will be: everything below it was pushed and then
+	// left the queue, and new messages take offsets past the log's end,
+	// which is past cursor. Starting there skips the deletion markers that
+	// delivered messages leave at the queue's head; scanning them on every
+	// wake was a third of a busy primary's CPU.
+	var low eventlog.Offset
 	for {
 		select {
 		case <-ctx.Done():
@@ -64,10 +71,16 @@ func (p *pusher) run(ctx context.Context) {
 		case <-p.wakec:
 		}
 		// A batch beyond the window, so that one wake can fill the window.
-		msgs, err := srv.state.Unread(p.uid, window+window/2)
+		msgs, err := srv.state.UnreadFrom(p.uid, low, window+window/2)
 		if err != nil {
 			p.sess.log.Error("read unread queue for push", "uid", p.uid, "err", err)
 			continue
+		}
+		// The oldest queued message pushed and not yet acked, if any, else
+		// the first not pushed: nothing below it remains.
+		low = cursor + 1
+		if len(msgs) > 0 && msgs[0].Offset < low {
+			low = msgs[0].Offset
 		}
 		unacked := 0
 		for _, m := range msgs {

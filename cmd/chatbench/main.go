@@ -57,6 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.opts.CatchupEvents, "catchup-events", 0, "events written while a backup is down (default 20000; --quick: 3000)")
 	fs.IntVar(&cfg.opts.FsyncSamples, "fsync-samples", 0, "write+fsync probes of the disk (default 500; --quick: 100)")
 	fs.DurationVar(&cfg.opts.PhaseTimeout, "phase-timeout", 60*time.Second, "a phase taking longer than planned by this much fails")
+	fs.StringVar(&cfg.opts.ProfileDir, "profile", "", "write CPU profiles of every replica to this directory: load-<id>.pprof over the load phase, catchup-<id>.pprof over catch-up")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
 	verbose := fs.Bool("v", false, "log phases and client failovers on stderr")
 	if err := fs.Parse(args); err != nil {
