@@ -55,7 +55,7 @@ bench: build
 # Go benchmarks of the hot paths (log append and group commit, apply, codecs, the replication
 # core, start-up on 1M-event logs). Takes several minutes: the 1M-event logs are built first.
 gobench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./eventlog/ ./chat/... ./replica/...
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./eventlog/ ./chat/... ./replica/... ./bench/
 
 clean:
 	rm -rf $(BIN)

@@ -302,17 +302,19 @@ func (s *Shell) step(in transport.Inbound) {
 		s.logger.Debug("step", "peer", in.From, "type", m.Type, "err", err)
 	}
 	if m.Type == replica.MsgAppendResp {
-		s.sampleLag(m.From)
+		s.sampleLag(m.From, in.Received)
 	}
 }
 
 // sampleLag records a lag sample for each offset the acknowledgement just
-// stepped raised peer's match over, stamped now: when the acknowledgement
-// arrived, not after this iteration's own writes. Our append of each such
-// offset is durable already: the loop persists a Ready before it steps the
-// next inputs (early Appends leave before our write, but their
-// acknowledgements are stepped after it).
-func (s *Shell) sampleLag(peer replica.NodeID) {
+// stepped raised peer's match over, stamped received: when the
+// acknowledgement arrived, not when this busy loop got to it (zero: now).
+// Our append of each such offset is durable already: the loop persists a
+// Ready before it steps the next inputs (early Appends leave before our
+// write, but their acknowledgements are stepped after it). An
+// acknowledgement read while our own write was still running is stamped no
+// earlier than that write's end, so a sample is never negative.
+func (s *Shell) sampleLag(peer replica.NodeID, received time.Time) {
 	match, primary := s.node.Match(peer)
 	if !primary {
 		return
@@ -326,9 +328,12 @@ func (s *Shell) sampleLag(peer replica.NodeID) {
 		return
 	}
 	now := time.Now().UnixNano()
+	if !received.IsZero() {
+		now = received.UnixNano()
+	}
 	for off := max(prev+1, match-eventlog.Offset(min(uint64(match), 4096))+1); off <= match; off++ {
 		if at, ok := s.appended.get(off); ok {
-			s.lag.add(uint32(peer), uint64(off), at, now)
+			s.lag.add(uint32(peer), uint64(off), at, max(now, at))
 		}
 	}
 }

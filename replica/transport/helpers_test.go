@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -120,11 +121,14 @@ func (n *node) stop() {
 	})
 }
 
-// recv waits for the next inbound message.
+// recv waits for the next inbound message. It checks that the message is
+// stamped with its arrival and returns it without the stamp, for comparing.
 func recv(t testing.TB, tr *Transport) Inbound {
 	t.Helper()
 	select {
 	case in := <-tr.Inbox():
+		assert.WithinDuration(t, time.Now(), in.Received, waitFor, "stamped when read")
+		in.Received = time.Time{}
 		return in
 	case <-time.After(waitFor):
 		require.FailNow(t, "no message received")

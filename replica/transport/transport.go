@@ -18,6 +18,10 @@ import (
 type Inbound struct {
 	From NodeID
 	Msg  []byte // owned by the receiver
+	// Received is when the message was read off the connection: a receiver
+	// that is busy may step it much later, and what it measures (e.g. the
+	// time a backup acknowledged a write) should not include that wait.
+	Received time.Time
 }
 
 // PeerStatus describes the link with one peer, as seen from this replica.
@@ -234,7 +238,7 @@ func (t *Transport) readLoop(ctx context.Context, p *peer, r io.Reader) error {
 		p.recvMsgs.Add(1)
 		p.recvBytes.Add(uint64(len(msg)))
 		select {
-		case t.inbox <- Inbound{From: p.id, Msg: msg}:
+		case t.inbox <- Inbound{From: p.id, Msg: msg, Received: time.Now()}:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.closed:
