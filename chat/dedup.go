@@ -1,17 +1,16 @@
 package chat
 
-import (
-	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
-)
+import "fmt"
 
 // The dedup table keeps, per client id, the results of at least its last
 // DedupWindow requests (by seq; evicted dedupEvictBatch at a time, so at
 // most DedupWindow+dedupEvictBatch-1), and drops a client entirely once it
-// has been idle for DedupIdleNanos (checked every dedupExpiryPeriod). Both bounds depend only on the log, never on a local clock:
-// "now" is the highest record Time applied so far (the clock key), which
-// never goes backwards even if primaries' wall clocks disagree.
+// has been idle for at least DedupIdleNanos (looked for every
+// dedupExpiryPeriod, so at most DedupIdleNanos+dedupIdleGrain+
+// dedupExpiryPeriod after its last request). Both bounds depend only on the
+// log, never on a local clock: "now" is the highest record Time applied so
+// far (the clock key), which never goes backwards even if primaries' wall
+// clocks disagree.
 //
 // A seq at or below the client's Floor (evicted from its window) is treated
 // as already applied: it is skipped, and Result reports ErrExpiredRequest.
@@ -25,6 +24,13 @@ const (
 	// dedupExpiryPeriod is how often (in log time) idle clients are looked
 	// for: one hour.
 	dedupExpiryPeriod = int64(3600 * 1e9)
+	// dedupIdleGrain is how far a client's clock may run ahead of its
+	// recorded last activity (clientRec.Last) before the idle index entry
+	// is moved: one hour. Moving it costs a delete and a set, which every
+	// request paid when Last was exact; against a 7-day expiry an hour is
+	// noise, and expiry waits for the grain too, so no client is dropped
+	// before it has been idle DedupIdleNanos.
+	dedupIdleGrain = int64(3600 * 1e9)
 )
 
 func advanceClock(kv KV, t int64) (int64, error) {
@@ -77,7 +83,9 @@ func storeResult(kv KV, client string, seq uint64, clock int64, res Result) erro
 	if err != nil {
 		return err
 	}
-	if found {
+	// The clock never goes backwards, so clock >= c.Last.
+	touch := !found || clock-c.Last >= dedupIdleGrain
+	if found && touch {
 		if err := kv.Delete(idleKey(uint64(c.Last), client)); err != nil {
 			return err
 		}
@@ -86,14 +94,16 @@ func storeResult(kv KV, client string, seq uint64, clock int64, res Result) erro
 		return err
 	}
 	c.Count++
-	c.Last = clock
 	if c.Count >= DedupWindow+dedupEvictBatch {
 		if err := evictOldest(kv, client, &c, dedupEvictBatch); err != nil {
 			return err
 		}
 	}
-	if err := kv.Set(idleKey(uint64(c.Last), client), nil); err != nil {
-		return err
+	if touch {
+		c.Last = clock
+		if err := kv.Set(idleKey(uint64(c.Last), client), nil); err != nil {
+			return err
+		}
 	}
 	return putRec(kv, clientKey(client), &c)
 }
@@ -128,11 +138,13 @@ func evictOldest(kv KV, client string, c *clientRec, n int) error {
 }
 
 // expireClients drops up to maxExpirePerRecord clients idle since before
-// clock-DedupIdleNanos, oldest first. It looks only once per
-// dedupExpiryPeriod of log time (or at the next record if it left some
-// behind), so that applying a record rarely scans.
+// clock-DedupIdleNanos, oldest first: those whose Last is older than that by
+// more than dedupIdleGrain, as Last may lag their last request by up to the
+// grain. It looks only once per dedupExpiryPeriod of log time (or at the
+// next record if it left some behind), so that applying a record rarely
+// scans.
 func expireClients(kv KV, clock int64) error {
-	cutoff := clock - DedupIdleNanos
+	cutoff := clock - DedupIdleNanos - dedupIdleGrain
 	if cutoff <= 0 {
 		return nil
 	}
@@ -204,7 +216,7 @@ func (s *State) Result(clientID string, seq uint64) (Result, bool, error) {
 		if err != nil || !found {
 			return err
 		}
-		if err := msgpack.Unmarshal(v, &res); err != nil {
+		if err := decodeValue(v, &res); err != nil {
 			return fmt.Errorf("%w: decode result of %q/%d: %v", ErrInconsistent, clientID, seq, err)
 		}
 		ok = true

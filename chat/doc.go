@@ -23,7 +23,8 @@
 // original outcome. The table keeps at least the last DedupWindow results
 // per client (a retry of an older seq is skipped and answered with
 // ErrExpiredRequest) and forgets clients idle for DedupIdleNanos of log time
-// (record Time, the maximum seen so far), so it is bounded and identical on
+// (record Time, the maximum seen so far; up to two hours later, as a client's
+// last activity is recorded to the hour), so it is bounded and identical on
 // every replica.
 //
 // # Users
@@ -61,4 +62,11 @@
 // chatdb for Badger). Keys are described in keys.go. Snapshots stream every
 // key (WriteSnapshot, RestoreSnapshot); Digest hashes them; Check verifies
 // the invariants between indexes, messages, users and the dedup table.
+//
+// Apply is the hot path of every replica. A batch's transaction goes
+// through a write-back cache (txcache.go): each key is read from the store
+// at most once and written once, at the end, and the counters, users and
+// dedup client records stay cached across batches (State is its store's
+// only writer). The values read and written on every request have
+// hand-written msgpack codecs (codec.go) producing Marshal's exact bytes.
 package chat

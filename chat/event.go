@@ -108,7 +108,7 @@ func (*DeleteAccountEvent) Type() string { return TypeDeleteAccount }
 
 // EncodeEvent returns the record type and payload that carry ev.
 func EncodeEvent(ev Event) (typ string, data []byte, err error) {
-	data, err = marshal(ev)
+	data, err = encodeValue(ev)
 	if err != nil {
 		return "", nil, fmt.Errorf("encode %s event: %w", ev.Type(), err)
 	}
@@ -133,7 +133,7 @@ func DecodeEvent(typ string, data []byte) (Event, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown event type %q", ErrInvalidArgument, typ)
 	}
-	if err := msgpack.Unmarshal(data, ev); err != nil {
+	if err := decodeValue(data, ev); err != nil {
 		return nil, fmt.Errorf("%w: decode %s event: %v", ErrInvalidArgument, typ, err)
 	}
 	return ev, nil

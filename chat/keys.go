@@ -24,7 +24,7 @@ import (
 //	q/<uid><offset>                 -> msgid: uid's unread queue (subset of h/)
 //	d/c/<len16><client>             -> clientRec: dedup bookkeeping of a client
 //	d/r/<len16><client><seq>        -> Result of (client, seq)
-//	d/t/<time><len16><client>       -> "": clients by last activity, for expiry
+//	d/t/<time><len16><client>       -> "": clients by last activity (to the hour), for expiry
 var (
 	keyApplied   = []byte("applied")
 	keyRestoring = []byte("restoring")
@@ -45,42 +45,38 @@ var (
 
 func u64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
 
-func cat(prefix []byte, rest ...[]byte) []byte {
-	n := len(prefix)
-	for _, r := range rest {
-		n += len(r)
-	}
-	b := make([]byte, 0, n)
-	b = append(b, prefix...)
-	for _, r := range rest {
-		b = append(b, r...)
-	}
-	return b
+// keyBuf returns an empty buffer holding prefix, with room for extra more
+// bytes, so that a key is built in one allocation.
+func keyBuf(prefix []byte, extra int) []byte {
+	return append(make([]byte, 0, len(prefix)+extra), prefix...)
 }
 
-func userKey(uid uint64) []byte       { return u64(cat(prefixUser), uid) }
-func nameKey(name string) []byte      { return cat(prefixName, []byte(name)) }
-func msgKey(id uint64) []byte         { return u64(cat(prefixMsg), id) }
-func historyPrefix(uid uint64) []byte { return u64(cat(prefixHistory), uid) }
-func queuePrefix(uid uint64) []byte   { return u64(cat(prefixQueue), uid) }
+func userKey(uid uint64) []byte       { return u64(keyBuf(prefixUser, 8), uid) }
+func nameKey(name string) []byte      { return append(keyBuf(prefixName, len(name)), name...) }
+func msgKey(id uint64) []byte         { return u64(keyBuf(prefixMsg, 8), id) }
+func historyPrefix(uid uint64) []byte { return u64(keyBuf(prefixHistory, 8), uid) }
+func queuePrefix(uid uint64) []byte   { return u64(keyBuf(prefixQueue, 8), uid) }
 func historyKey(uid, off uint64) []byte {
-	return u64(historyPrefix(uid), off)
+	return u64(u64(keyBuf(prefixHistory, 16), uid), off)
 }
-func queueKey(uid, off uint64) []byte { return u64(queuePrefix(uid), off) }
+func queueKey(uid, off uint64) []byte { return u64(u64(keyBuf(prefixQueue, 16), uid), off) }
 
-// clientPart is the length-prefixed client id, so that no client id is a
-// prefix of another's keys.
-func clientPart(client string) []byte {
-	b := binary.BigEndian.AppendUint16(nil, uint16(len(client)))
-	return append(b, client...)
+// appendClientPart appends the length-prefixed client id, so that no client
+// id is a prefix of another's keys.
+func appendClientPart(b []byte, client string) []byte {
+	return append(binary.BigEndian.AppendUint16(b, uint16(len(client))), client...)
 }
-func clientKey(client string) []byte { return cat(prefixClient, clientPart(client)) }
+func clientKey(client string) []byte {
+	return appendClientPart(keyBuf(prefixClient, 2+len(client)), client)
+}
 func resultPrefix(client string) []byte {
-	return cat(prefixResult, clientPart(client))
+	return appendClientPart(keyBuf(prefixResult, 2+len(client)), client)
 }
-func resultKey(client string, seq uint64) []byte { return u64(resultPrefix(client), seq) }
+func resultKey(client string, seq uint64) []byte {
+	return u64(appendClientPart(keyBuf(prefixResult, 2+len(client)+8), client), seq)
+}
 func idleKey(t uint64, client string) []byte {
-	return cat(u64(cat(prefixIdle), t), clientPart(client))
+	return appendClientPart(u64(keyBuf(prefixIdle, 8+2+len(client)), t), client)
 }
 
 // suffixU64 reads the big-endian uint64 at the end of key.
@@ -131,7 +127,9 @@ type msgRec struct {
 // number of d/r/<client> keys, d/t/<Last><client> exists, and every stored
 // seq is > Floor.
 type clientRec struct {
-	Last  int64  `msgpack:"last"`  // clock at its last request
+	// Last is the clock at its last request, or up to dedupIdleGrain
+	// earlier: it is moved only when the clock passed it by the grain.
+	Last  int64  `msgpack:"last"`
 	Floor uint64 `msgpack:"floor"` // highest seq evicted from the window
 	Count uint64 `msgpack:"count"`
 }
@@ -141,14 +139,14 @@ func getRec(kv KV, key []byte, into any) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	if err := msgpack.Unmarshal(v, into); err != nil {
+	if err := decodeValue(v, into); err != nil {
 		return false, fmt.Errorf("%w: decode %q: %v", ErrInconsistent, key, err)
 	}
 	return true, nil
 }
 
 func putRec(kv KV, key []byte, v any) error {
-	b, err := marshal(v)
+	b, err := encodeValue(v)
 	if err != nil {
 		return fmt.Errorf("encode %q: %w", key, err)
 	}

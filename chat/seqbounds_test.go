@@ -87,5 +87,9 @@ func TestState_Apply_DuplicatesAfterRestore(t *testing.T) {
 	retry := sendRec(donor, ann, "bot", 7)
 	require.NoError(t, receiver.Apply([]eventlog.Record{retry}))
 	assert.Equal(t, 10, countMessages(t, receiver, ann), "the retry of seq 7 is a duplicate")
+	// A new send rewrites ann's record, which the receiver read (with 3
+	// messages) before the restore: it must count from the snapshot's.
+	require.NoError(t, receiver.Apply([]eventlog.Record{sendRec(donor, ann, "bot", 11)}))
+	assert.Equal(t, 11, countMessages(t, receiver, ann))
 	require.NoError(t, receiver.Check())
 }

@@ -80,6 +80,8 @@ func (s *State) RestoreSnapshot(r io.Reader) error {
 	// before (a failed restore leaves a state Apply refuses anyway) and after.
 	s.seqs.reset()
 	defer s.seqs.reset()
+	s.committed.reset()
+	defer s.committed.reset()
 	if err := s.restore(r); err != nil {
 		return fmt.Errorf("restore chat snapshot: %w", err)
 	}

@@ -35,12 +35,17 @@ const (
 	// purgePerRecord bounds the views of deleted accounts removed after
 	// each record, for the same reason.
 	purgePerRecord = 256
+	// keysPerRecordHint is about how many keys applying a record reads or
+	// writes (a send: ten, a few shared with other records of its batch),
+	// to presize a transaction's cache.
+	keysPerRecordHint = 8
 )
 
 // State is the chat state materialized in a Store. Apply must be called by
 // one goroutine at a time; queries may run concurrently with it (each runs in
 // one read transaction). A State must be the only writer of its store: it
-// keeps in memory what it learned of the dedup table (seqBounds).
+// keeps in memory what it learned of the dedup table (seqBounds) and the
+// values every request reads (committedCache).
 type State struct {
 	store Store
 	// applied caches the "applied" key; it is updated only after the
@@ -51,6 +56,9 @@ type State struct {
 	loadErr atomic.Pointer[error]
 	// seqs spares Apply the dedup read of new requests (see seqBounds).
 	seqs seqBounds
+	// committed spares Apply the reads of the keys every request reads
+	// (see committedCache).
+	committed committedCache
 }
 
 // NewState returns the state kept in store, resuming after the offset it
@@ -177,14 +185,24 @@ func (s *State) apply(recs []eventlog.Record, results *[]AppliedResult) error {
 	if results != nil {
 		sink = &batch
 	}
-	var seqs *txnSeqs
+	var (
+		seqs  *txnSeqs
+		cache *cachedKV
+	)
 	err := s.store.Update(func(kv KV) error {
 		batch = batch[:0] // in case a store runs fn more than once
 		seqs = newTxnSeqs(&s.seqs)
+		cache = newCachedKV(kv, &s.committed, keysPerRecordHint*len(recs))
 		var err error
-		last, err = applyBatch(newCachedKV(kv), seqs, recs, sink)
-		return err
+		if last, err = applyBatch(cache, seqs, recs, sink); err != nil {
+			return err
+		}
+		return cache.flush()
 	})
+	if err != nil {
+		// The commit may have happened or not: the cache cannot tell.
+		s.committed.reset()
+	}
 	if errors.Is(err, ErrTxnTooBig) && len(recs) > 1 {
 		half := len(recs) / 2
 		if err := s.apply(recs[:half], results); err != nil {
@@ -196,6 +214,7 @@ func (s *State) apply(recs []eventlog.Record, results *[]AppliedResult) error {
 		return fmt.Errorf("apply records %d-%d: %w", recs[0].Offset, recs[len(recs)-1].Offset, err)
 	}
 	s.seqs.merge(seqs.txn)
+	s.committed.merge(cache)
 	if results != nil {
 		*results = append(*results, batch...)
 	}

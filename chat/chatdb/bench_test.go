@@ -11,25 +11,111 @@ import (
 	"github.com/replichat/replichat/eventlog"
 )
 
-// BenchmarkApplySend measures State.Apply of send events on Badger, spread
-// over 200 recipients so that no unread queue fills up.
+const (
+	// benchUsers is the number of accounts the benchmarks' sends spread
+	// over, so that no unread queue fills up.
+	benchUsers = 200
+	// benchClients is the number of client ids the requests come from.
+	benchClients = 50
+	// benchChunk is how many records are made at once, outside the timer:
+	// stopping the timer reads the memory statistics, which stops the world,
+	// and doing that for every batch of one would dominate the measure.
+	benchChunk = 4096
+)
+
+// benchLog produces an endless log: benchUsers registers, then sends
+// (each followed by the delivery of that message when deliver is set).
+type benchLog struct {
+	b       *testing.B
+	deliver bool
+	off     eventlog.Offset
+	lastMsg *chat.SendEvent
+	buf     []eventlog.Record
+}
+
+func (l *benchLog) add(ev chat.Event) {
+	typ, data, err := chat.EncodeEvent(ev)
+	if err != nil {
+		l.b.Fatal(err)
+	}
+	l.off++
+	l.buf = append(l.buf, eventlog.Record{Offset: l.off, Epoch: 1, Type: typ,
+		ClientID: fmt.Sprintf("client%d", l.off%benchClients), Seq: uint64(l.off), Time: int64(l.off) * 1e6, Data: data})
+}
+
+func (l *benchLog) fill(n int) {
+	for len(l.buf) < n {
+		switch {
+		case l.off < benchUsers:
+			l.add(&chat.RegisterEvent{Name: fmt.Sprintf("user%d", l.off+1), PasswordHash: "$argon2id$x"})
+		case l.deliver && l.lastMsg != nil:
+			l.add(&chat.DeliverEvent{UID: l.lastMsg.ToUID, MessageIDs: []uint64{l.lastMsg.MessageID}})
+			l.lastMsg = nil
+		default:
+			id := uint64(l.off)
+			ev := &chat.SendEvent{MessageID: id, FromUID: 1 + id%benchUsers, ToUID: 1 + (id*7)%benchUsers,
+				Body: "a typical chat message of about sixty bytes, give or take"}
+			l.add(ev)
+			l.lastMsg = ev
+		}
+	}
+}
+
+// next returns the next n records, making more (timer stopped) when needed.
+func (l *benchLog) next(n int) []eventlog.Record {
+	if len(l.buf) < n {
+		l.b.StopTimer()
+		l.buf = append(make([]eventlog.Record, 0, max(n, benchChunk)), l.buf...)
+		l.fill(max(n, benchChunk))
+		l.b.StartTimer()
+	}
+	recs := l.buf[:n:n]
+	l.buf = l.buf[n:]
+	return recs
+}
+
+// benchApply applies the log in batches of batch records and reports
+// events per second.
+func benchApply(b *testing.B, store chat.Store, batch int, deliver bool) {
+	st := chat.NewState(store)
+	log := &benchLog{b: b, deliver: deliver}
+	log.fill(benchUsers)
+	if err := st.Apply(log.next(benchUsers)); err != nil {
+		b.Fatal(err)
+	}
+	events := 0
+	for b.Loop() {
+		if err := st.Apply(log.next(batch)); err != nil {
+			b.Fatal(err)
+		}
+		events += batch
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+// openStore opens the replica's state database (Open: no fsync per
+// commit).
+func openStore(b *testing.B) chat.Store {
+	db, err := chatdb.Open(b.TempDir(), chatdb.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	return db.Store()
+}
+
+// BenchmarkApplySend measures State.Apply of send events on Badger, in
+// batches of the sizes the replication shell applies (up to 256 records per
+// transaction when catching up).
 func BenchmarkApplySend(b *testing.B) {
-	const users = 200
-	// "open" is the replica's state database (Open: no fsync per commit);
-	// "syncwrites" is the old layout's cost, the state sharing the log's
-	// database and so its SyncWrites.
+	// "open" is the replica's state database; "syncwrites" is the old
+	// layout's cost, the state sharing the log's database and so its
+	// SyncWrites.
 	stores := []struct {
 		name string
 		open func(b *testing.B) chat.Store
 	}{
-		{"open", func(b *testing.B) chat.Store {
-			db, err := chatdb.Open(b.TempDir(), chatdb.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = db.Close() })
-			return db.Store()
-		}},
+		{"open", openStore},
 		{"syncwrites", func(b *testing.B) chat.Store {
 			return chatdb.New(openBadger(b, badger.DefaultOptions(b.TempDir()).WithSyncWrites(true)))
 		}},
@@ -37,41 +123,19 @@ func BenchmarkApplySend(b *testing.B) {
 	for _, store := range stores {
 		for _, batch := range []int{1, 64, 256, 4096} {
 			b.Run(fmt.Sprintf("db=%s/batch=%d", store.name, batch), func(b *testing.B) {
-				st := chat.NewState(store.open(b))
-				var off eventlog.Offset
-				next := func(n int) []eventlog.Record {
-					recs := make([]eventlog.Record, 0, n)
-					for range n {
-						off++
-						var ev chat.Event = &chat.SendEvent{MessageID: uint64(off), FromUID: 1 + uint64(off)%users,
-							ToUID: 1 + uint64(off*7)%users, Body: "a typical chat message of about sixty bytes, give or take"}
-						if off <= users {
-							ev = &chat.RegisterEvent{Name: fmt.Sprintf("user%d", off), PasswordHash: "$argon2id$x"}
-						}
-						typ, data, err := chat.EncodeEvent(ev)
-						if err != nil {
-							b.Fatal(err)
-						}
-						recs = append(recs, eventlog.Record{Offset: off, Epoch: 1, Type: typ,
-							ClientID: fmt.Sprintf("client%d", off%50), Seq: uint64(off), Time: int64(off) * 1e6, Data: data})
-					}
-					return recs
-				}
-				if err := st.Apply(next(users)); err != nil {
-					b.Fatal(err)
-				}
-				events := 0
-				for b.Loop() {
-					b.StopTimer()
-					recs := next(batch)
-					b.StartTimer()
-					if err := st.Apply(recs); err != nil {
-						b.Fatal(err)
-					}
-					events += batch
-				}
-				b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+				benchApply(b, store.open(b), batch, false)
 			})
 		}
+	}
+}
+
+// BenchmarkApplySendDeliver is BenchmarkApplySend with every message
+// delivered by the next record, as when recipients are online: half the
+// events are deliveries, which read and rewrite a message.
+func BenchmarkApplySendDeliver(b *testing.B) {
+	for _, batch := range []int{1, 64, 256} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			benchApply(b, openStore(b), batch, true)
+		})
 	}
 }
