@@ -87,6 +87,7 @@ func benchRecord() eventlog.Record {
 
 func BenchmarkEncodeRecord(b *testing.B) {
 	r := benchRecord()
+	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := eventlog.EncodeRecord(r); err != nil {
 			b.Fatal(err)
@@ -101,6 +102,7 @@ func BenchmarkDecodeRecord(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := eventlog.DecodeRecord(r.Offset, enc); err != nil {
 			b.Fatal(err)

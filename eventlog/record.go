@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strconv"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Offset is the position of a record in the log. Offsets are dense and start
@@ -26,7 +24,8 @@ func (e Epoch) String() string { return strconv.FormatUint(uint64(e), 10) }
 // Record is one event in the log.
 //
 // The msgpack field names are part of the on-disk format: renaming one is a
-// format change. Records contain no maps, so their encoding is deterministic:
+// format change. The tags document that format; the codec that writes it is
+// hand-written (recordcodec.go) and must keep to it. Records contain no maps, so their encoding is deterministic:
 // replicas that hold the same records hold the same bytes.
 type Record struct {
 	Offset Offset `msgpack:"offset"`
@@ -59,15 +58,12 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 const checksumSize = 4
 
 // EncodeRecord returns the stored form of r: a big-endian CRC-32C of the
-// msgpack body, followed by the body.
+// msgpack body (Record.AppendMsgpack), followed by the body.
 func EncodeRecord(r Record) ([]byte, error) {
-	body, err := msgpack.Marshal(&r)
-	if err != nil {
-		return nil, fmt.Errorf("encode record %d: %w", r.Offset, err)
-	}
-	buf := make([]byte, checksumSize+len(body))
-	binary.BigEndian.PutUint32(buf, crc32.Checksum(body, crcTable))
-	copy(buf[checksumSize:], body)
+	// One allocation: the body is appended after a placeholder for the sum.
+	buf := make([]byte, checksumSize, checksumSize+r.MsgpackSize())
+	buf = r.AppendMsgpack(buf)
+	binary.BigEndian.PutUint32(buf, crc32.Checksum(buf[checksumSize:], crcTable))
 	return buf, nil
 }
 
@@ -83,8 +79,12 @@ func DecodeRecord(want Offset, b []byte) (Record, error) {
 		return Record{}, &CorruptError{Offset: want, Reason: fmt.Sprintf("checksum %08x, stored %08x", got, sum)}
 	}
 	var r Record
-	if err := msgpack.Unmarshal(body, &r); err != nil {
+	rest, err := r.ParseMsgpack(body)
+	if err != nil {
 		return Record{}, &CorruptError{Offset: want, Reason: "undecodable: " + err.Error()}
+	}
+	if len(rest) != 0 {
+		return Record{}, &CorruptError{Offset: want, Reason: fmt.Sprintf("%d bytes after the record", len(rest))}
 	}
 	if want != 0 && r.Offset != want {
 		return Record{}, &CorruptError{Offset: want, Reason: fmt.Sprintf("holds offset %d", r.Offset)}

@@ -3,7 +3,8 @@ package eventlog_test
 // FuzzDecodeRecord: DecodeRecord never panics on any bytes; stored bytes that
 // decode are exactly what EncodeRecord makes of the result; and bodies framed
 // with a valid checksum (so that the fuzzer reaches the msgpack decoder past
-// the CRC) decode to records that survive an encode/decode round trip.
+// the CRC) decode, if at all, to what msgpack's reflection made of them, and
+// to records that survive an encode/decode round trip.
 // Seeds: testdata/fuzz/FuzzDecodeRecord.
 
 import (
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/replichat/replichat/eventlog"
 )
@@ -49,6 +51,10 @@ func FuzzDecodeRecord(f *testing.F) {
 			assert.ErrorIs(t, err, eventlog.ErrCorrupt)
 			return
 		}
+		var s shadowRecord
+		require.NoError(t, msgpack.Unmarshal(b, &s), "reflection reads what the codec reads")
+		assert.Equal(t, fromShadow(s), r, "with the same result")
+
 		enc, err := eventlog.EncodeRecord(r)
 		require.NoError(t, err)
 		r2, err := eventlog.DecodeRecord(r.Offset, enc)

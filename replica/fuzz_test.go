@@ -1,14 +1,19 @@
 package replica
 
 import (
+	"bytes"
+	"reflect"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/replichat/replichat/eventlog"
 )
 
 // FuzzDecodeMessage feeds arbitrary bytes to the peer message decoder: it
-// must never panic or allocate without bound, and whatever it accepts must
-// encode and decode again to the same message.
+// must never panic or allocate without bound; whatever it accepts, msgpack's
+// reflection (the codec it replaced) reads as the same message; and that
+// message must encode and decode again to the same message.
 func FuzzDecodeMessage(f *testing.F) {
 	seeds := []Message{
 		{Type: MsgHeartbeat, From: 1, To: 2, Epoch: 3, Commit: 7},
@@ -30,6 +35,15 @@ func FuzzDecodeMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if !hasDuplicateKeys(b) { // reflection merged a repeated slice into the first
+			var s shadowMessage
+			if err := msgpack.Unmarshal(b, &s); err != nil {
+				t.Fatalf("reflection rejects what the codec accepts: %v", err)
+			}
+			if want := fromShadowMessage(s); !reflect.DeepEqual(want, m) {
+				t.Fatalf("codec read %v, reflection %v", m, want)
+			}
+		}
 		again, err := EncodeMessage(m)
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
@@ -43,4 +57,28 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("not stable across a round trip")
 		}
 	})
+}
+
+// hasDuplicateKeys reports whether the map b encodes repeats a key.
+func hasDuplicateKeys(b []byte) bool {
+	d := msgpack.NewDecoder(bytes.NewReader(b))
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return false
+	}
+	seen := map[string]bool{}
+	for range n {
+		k, err := d.DecodeString()
+		if err != nil {
+			return false
+		}
+		if seen[k] {
+			return true
+		}
+		seen[k] = true
+		if d.Skip() != nil {
+			return false
+		}
+	}
+	return false
 }

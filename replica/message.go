@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/replichat/replichat/eventlog"
 )
 
@@ -91,7 +89,8 @@ func (t MsgType) String() string {
 }
 
 // Message is the one value nodes exchange. Fields not used by a Type are
-// zero. The msgpack names are the wire format between replicas.
+// zero. The msgpack names are the wire format between replicas; the codec
+// that writes it is hand-written (messagecodec.go) and must keep to them.
 type Message struct {
 	Type MsgType `msgpack:"t"`
 	From NodeID  `msgpack:"f"`
@@ -161,25 +160,4 @@ func (m Message) String() string {
 		s += " fresher"
 	}
 	return s
-}
-
-// EncodeMessage returns the wire form of m (msgpack), for the transport.
-func EncodeMessage(m Message) ([]byte, error) {
-	b, err := msgpack.Marshal(&m)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s message: %w", m.Type, err)
-	}
-	return b, nil
-}
-
-// DecodeMessage parses a message encoded by EncodeMessage.
-func DecodeMessage(b []byte) (Message, error) {
-	if err := checkMsgpack(b); err != nil {
-		return Message{}, fmt.Errorf("decode message: %w", err)
-	}
-	var m Message
-	if err := msgpack.Unmarshal(b, &m); err != nil {
-		return Message{}, fmt.Errorf("decode message: %w", err)
-	}
-	return m, nil
 }
