@@ -1,9 +1,9 @@
 package chat
 
 import (
-	"encoding/binary"
 	"math"
 
+	"github.com/replichat/replichat/eventlog/mpack"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -39,171 +39,65 @@ var (
 	_ fastCodec = (*DeliverEvent)(nil)
 )
 
-// msgpack codes written or read here.
-const (
-	mpFixMap   = 0x80 // | n, n < 16
-	mpFixArray = 0x90 // | n, n < 16
-	mpFixStr   = 0xa0 // | n, n < 32
-	mpNil      = 0xc0
-	mpFalse    = 0xc2
-	mpTrue     = 0xc3
-	mpUint8    = 0xcc
-	mpUint16   = 0xcd
-	mpUint32   = 0xce
-	mpUint64   = 0xcf
-	mpInt8     = 0xd0
-	mpInt16    = 0xd1
-	mpInt32    = 0xd2
-	mpInt64    = 0xd3
-	mpStr8     = 0xd9
-	mpStr16    = 0xda
-	mpStr32    = 0xdb
-	mpArray16  = 0xdc
-	mpArray32  = 0xdd
-	mpMap16    = 0xde
-	mpMap32    = 0xdf
-)
-
-func appendMapLen(b []byte, n int) []byte { return appendLen(b, n, mpFixMap, 16, mpMap16) }
-
-func appendArrayLen(b []byte, n int) []byte { return appendLen(b, n, mpFixArray, 16, mpArray16) }
-
-// appendLen writes a map or array header: fix|n below fixMax, else the
-// 16-bit form, else the 32-bit one (whose code follows the 16-bit one).
-func appendLen(b []byte, n int, fix byte, fixMax int, code16 byte) []byte {
-	switch {
-	case n < fixMax:
-		return append(b, fix|byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, code16), uint16(n))
-	default:
-		return binary.BigEndian.AppendUint32(append(b, code16+1), uint32(n))
-	}
-}
-
-func appendStr(b []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
-		b = append(b, mpFixStr|byte(n))
-	case n <= math.MaxUint8:
-		b = append(b, mpStr8, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, mpStr16), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, mpStr32), uint32(n))
-	}
-	return append(b, s...)
-}
-
 // appendKeyU64 writes a map entry with a uint64 value, as Marshal does: 9
 // bytes whatever the value.
 func appendKeyU64(b []byte, key string, v uint64) []byte {
-	return binary.BigEndian.AppendUint64(append(appendStr(b, key), mpUint64), v)
+	return mpack.AppendUint64(mpack.AppendStr(b, key), v)
 }
 
 func appendKeyI64(b []byte, key string, v int64) []byte {
-	return binary.BigEndian.AppendUint64(append(appendStr(b, key), mpInt64), uint64(v))
+	return mpack.AppendInt64(mpack.AppendStr(b, key), v)
 }
 
-func appendKeyStr(b []byte, key, v string) []byte { return appendStr(appendStr(b, key), v) }
+func appendKeyStr(b []byte, key, v string) []byte { return mpack.AppendStr(mpack.AppendStr(b, key), v) }
 
 func appendKeyBool(b []byte, key string, v bool) []byte {
-	b = appendStr(b, key)
-	if v {
-		return append(b, mpTrue)
-	}
-	return append(b, mpFalse)
+	return mpack.AppendBool(mpack.AppendStr(b, key), v)
 }
 
 // appendKeyU64s writes a []uint64 entry: nil as nil, as Marshal does.
 func appendKeyU64s(b []byte, key string, v []uint64) []byte {
-	b = appendStr(b, key)
+	b = mpack.AppendStr(b, key)
 	if v == nil {
-		return append(b, mpNil)
+		return mpack.AppendNil(b)
 	}
-	b = appendArrayLen(b, len(v))
+	b = mpack.AppendArrayHeader(b, len(v))
 	for _, x := range v {
-		b = binary.BigEndian.AppendUint64(append(b, mpUint64), x)
+		b = mpack.AppendUint64(b, x)
 	}
 	return b
 }
 
-// mpReader reads the msgpack forms the encoders above write. The first
-// input it does not expect clears ok, after which every read returns a
-// zero value: callers check ok once, at the end.
+// mpReader reads the msgpack forms the encoders above write, through an
+// mpack.Reader that has none of the leniencies reflection has (nil for a
+// value, bin for a string). The first input it does not expect clears ok,
+// after which its results are meaningless: callers check ok once, at the
+// end, and stop reading when it is clear.
 type mpReader struct {
-	b  []byte
+	r  *mpack.Reader
 	ok bool
 }
 
-func newMPReader(b []byte) mpReader { return mpReader{b: b, ok: true} }
+func newMPReader(b []byte) mpReader { return mpReader{r: mpack.NewReader(b), ok: true} }
 
-// take returns the next n bytes, or nil (clearing ok) if there are fewer.
-func (r *mpReader) take(n int) []byte {
-	if !r.ok || n < 0 || len(r.b) < n {
+// check clears ok if err is not nil.
+func (r *mpReader) check(err error) {
+	if err != nil {
 		r.ok = false
-		return nil
 	}
-	p := r.b[:n]
-	r.b = r.b[n:]
-	return p
 }
 
-func (r *mpReader) code() byte {
-	if p := r.take(1); p != nil {
-		return p[0]
-	}
-	return 0
+func (r *mpReader) mapLen() int {
+	n, err := r.r.MapLen()
+	r.check(err)
+	return n
 }
-
-// length reads a map or array header of the kind whose fix form is fix
-// (with fixMax entries at most) and 16-bit code is code16.
-func (r *mpReader) length(fix byte, fixMax int, code16 byte) int {
-	c := r.code()
-	switch {
-	case !r.ok:
-		return 0
-	case c >= fix && int(c-fix) < fixMax:
-		return int(c - fix)
-	case c == code16:
-		if p := r.take(2); p != nil {
-			return int(binary.BigEndian.Uint16(p))
-		}
-	case c == code16+1:
-		if p := r.take(4); p != nil && uint64(binary.BigEndian.Uint32(p)) <= math.MaxInt32 {
-			return int(binary.BigEndian.Uint32(p))
-		}
-	}
-	r.ok = false
-	return 0
-}
-
-func (r *mpReader) mapLen() int { return r.length(mpFixMap, 16, mpMap16) }
-
-func (r *mpReader) arrayLen() int { return r.length(mpFixArray, 16, mpArray16) }
 
 // strBytes reads a string, returning its bytes (not copied).
 func (r *mpReader) strBytes() []byte {
-	c := r.code()
-	n := -1
-	switch {
-	case !r.ok:
-	case c >= mpFixStr && c < mpFixStr+32:
-		n = int(c - mpFixStr)
-	case c == mpStr8:
-		if p := r.take(1); p != nil {
-			n = int(p[0])
-		}
-	case c == mpStr16:
-		if p := r.take(2); p != nil {
-			n = int(binary.BigEndian.Uint16(p))
-		}
-	case c == mpStr32:
-		if p := r.take(4); p != nil && uint64(binary.BigEndian.Uint32(p)) <= math.MaxInt32 {
-			n = int(binary.BigEndian.Uint32(p))
-		}
-	}
-	return r.take(n)
+	s, err := r.r.Str()
+	r.check(err)
+	return s
 }
 
 func (r *mpReader) str() string { return string(r.strBytes()) }
@@ -211,67 +105,29 @@ func (r *mpReader) str() string { return string(r.strBytes()) }
 // u64 reads an integer as msgpack's DecodeUint64 does (any integer code, a
 // negative one converted), but not nil.
 func (r *mpReader) u64() uint64 {
-	c := r.code()
-	switch {
-	case !r.ok:
-		return 0
-	case c <= 0x7f || c >= 0xe0: // positive and negative fixnum
-		return uint64(int8(c))
-	}
-	var n uint64
-	switch c {
-	case mpUint8:
-		n = r.fixed(1)
-	case mpInt8:
-		n = uint64(int8(r.fixed(1)))
-	case mpUint16:
-		n = r.fixed(2)
-	case mpInt16:
-		n = uint64(int16(r.fixed(2)))
-	case mpUint32:
-		n = r.fixed(4)
-	case mpInt32:
-		n = uint64(int32(r.fixed(4)))
-	case mpUint64, mpInt64:
-		n = r.fixed(8)
-	default:
-		r.ok = false
-	}
-	return n
+	v, err := r.r.Uint64()
+	r.check(err)
+	return v
 }
 
 // i64 reads an integer as msgpack's DecodeInt64 does, which for every code
 // is the same two's-complement value as DecodeUint64's.
 func (r *mpReader) i64() int64 { return int64(r.u64()) }
 
-// fixed reads an n-byte big-endian unsigned integer.
-func (r *mpReader) fixed(n int) uint64 {
-	var v uint64
-	for _, c := range r.take(n) {
-		v = v<<8 | uint64(c)
-	}
-	return v
-}
-
 func (r *mpReader) bool() bool {
-	switch r.code() {
-	case mpTrue:
-		return true
-	case mpFalse:
-	default:
-		r.ok = false
-	}
-	return false
+	v, err := r.r.Bool()
+	r.check(err)
+	return v
 }
 
 // u64s reads a []uint64 of at most limit entries (nil for msgpack nil).
 func (r *mpReader) u64s(limit int) []uint64 {
-	if r.ok && len(r.b) > 0 && r.b[0] == mpNil {
-		r.b = r.b[1:]
+	if r.ok && r.r.Nil() {
 		return nil
 	}
-	n := r.arrayLen()
-	if n > limit || n > len(r.b) { // every entry takes a byte at least
+	n, err := r.r.ArrayLen()
+	r.check(err)
+	if n > limit {
 		r.ok = false
 	}
 	if !r.ok {
@@ -303,7 +159,7 @@ func encodeValue(v any) ([]byte, error) {
 }
 
 func (u *userRec) appendMsgpack(b []byte) []byte {
-	b = appendMapLen(b, 6)
+	b = mpack.AppendMapHeader(b, 6)
 	b = appendKeyU64(b, "id", u.ID)
 	b = appendKeyStr(b, "name", u.Name)
 	b = appendKeyStr(b, "hash", u.Hash)
@@ -340,7 +196,7 @@ func (u *userRec) decodeMsgpack(b []byte) bool {
 }
 
 func (m *msgRec) appendMsgpack(b []byte) []byte {
-	b = appendMapLen(b, 11)
+	b = mpack.AppendMapHeader(b, 11)
 	b = appendKeyU64(b, "id", m.ID)
 	b = appendKeyU64(b, "from", m.From)
 	b = appendKeyStr(b, "from_name", m.FromName)
@@ -392,7 +248,7 @@ func (m *msgRec) decodeMsgpack(b []byte) bool {
 }
 
 func (c *clientRec) appendMsgpack(b []byte) []byte {
-	b = appendMapLen(b, 3)
+	b = mpack.AppendMapHeader(b, 3)
 	b = appendKeyI64(b, "last", c.Last)
 	b = appendKeyU64(b, "floor", c.Floor)
 	return appendKeyU64(b, "count", c.Count)
@@ -427,7 +283,7 @@ func (res *Result) appendMsgpack(b []byte) []byte {
 			n++
 		}
 	}
-	b = appendMapLen(b, n)
+	b = mpack.AppendMapHeader(b, n)
 	if res.Code != "" {
 		b = appendKeyStr(b, "code", res.Code)
 	}
@@ -479,7 +335,7 @@ func (res *Result) decodeMsgpack(b []byte) bool {
 }
 
 func (ev *SendEvent) appendMsgpack(b []byte) []byte {
-	b = appendMapLen(b, 4)
+	b = mpack.AppendMapHeader(b, 4)
 	b = appendKeyU64(b, "id", ev.MessageID)
 	b = appendKeyU64(b, "from", ev.FromUID)
 	b = appendKeyU64(b, "to", ev.ToUID)
@@ -510,7 +366,7 @@ func (ev *SendEvent) decodeMsgpack(b []byte) bool {
 }
 
 func (ev *DeliverEvent) appendMsgpack(b []byte) []byte {
-	b = appendMapLen(b, 2)
+	b = mpack.AppendMapHeader(b, 2)
 	b = appendKeyU64(b, "uid", ev.UID)
 	return appendKeyU64s(b, "ids", ev.MessageIDs)
 }

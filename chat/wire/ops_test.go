@@ -259,5 +259,5 @@ func deepArray(n int) []byte {
 	for range n {
 		b = append(b, 0x91)
 	}
-	return append(b, mpNil)
+	return append(b, 0xc0) // msgpack nil
 }
