@@ -23,7 +23,6 @@ package eventlog
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -206,83 +205,23 @@ func (r Record) EncodeMsgpack(e *msgpack.Encoder) error {
 }
 
 // DecodeMsgpack implements msgpack.CustomDecoder, so that msgpack.Unmarshal
-// into a Record, or into a value holding Records, skips reflection. It reads
-// the encodings ParseMsgpack reads, through the Decoder's own methods, except
-// that msgpack's Skip does not bound the nesting of unknown values. On a
-// byte slice, ParseMsgpack is faster still.
+// into a Record, or into a value holding Records, skips reflection. It takes
+// the record's raw bytes from the Decoder and parses them with ParseMsgpack,
+// so both paths accept exactly the same encodings; on a byte slice, calling
+// ParseMsgpack directly spares the copy.
 func (r *Record) DecodeMsgpack(d *msgpack.Decoder) error {
-	n, err := d.DecodeMapLen()
+	raw, err := d.DecodeRaw()
 	if err != nil {
 		return fmt.Errorf("decode record: %w", err)
 	}
-	if n < 0 {
-		return errors.New("decode record: nil instead of a map")
+	rest, err := r.ParseMsgpack(raw)
+	if err != nil {
+		return err
 	}
-	*r = Record{}
-	var buf [maxKeyLen]byte
-	for range n {
-		key, err := decodeKey(d, &buf)
-		if err != nil {
-			return fmt.Errorf("decode record key: %w", err)
-		}
-		if err := r.decodeField(d, key); err != nil {
-			return fmt.Errorf("decode record field %q: %w", key, err)
-		}
+	if len(rest) > 0 {
+		return fmt.Errorf("decode record: %d bytes after the record", len(rest))
 	}
 	return nil
-}
-
-func (r *Record) decodeField(d *msgpack.Decoder, key []byte) error {
-	var err error
-	switch string(key) {
-	case "offset":
-		var v uint64
-		v, err = d.DecodeUint64()
-		r.Offset = Offset(v)
-	case "epoch":
-		var v uint64
-		v, err = d.DecodeUint64()
-		r.Epoch = Epoch(v)
-	case "type":
-		r.Type, err = d.DecodeString()
-	case "client":
-		r.ClientID, err = d.DecodeString()
-	case "seq":
-		r.Seq, err = d.DecodeUint64()
-	case "time":
-		r.Time, err = d.DecodeInt64()
-	case "data":
-		r.Data, err = d.DecodeBytes()
-	default:
-		err = d.Skip()
-	}
-	return err
-}
-
-// maxKeyLen is the longest field name; a longer key is unknown.
-const maxKeyLen = 8
-
-// decodeKey reads a str or bin key (or nil, as "") into buf without allocating. A key
-// longer than buf is consumed and returned as a prefix that cannot match a
-// field name, since it ends with a 0 byte.
-func decodeKey(d *msgpack.Decoder, buf *[maxKeyLen]byte) ([]byte, error) {
-	n, err := d.DecodeBytesLen()
-	if err != nil {
-		return nil, err
-	}
-	if n <= 0 { // nil reads as "", as reflection read it
-		return buf[:0], nil
-	}
-	if n <= len(buf) {
-		return buf[:n], d.ReadFull(buf[:n])
-	}
-	for left := n; left > 0; left -= len(buf) {
-		if err := d.ReadFull(buf[:min(left, len(buf))]); err != nil {
-			return nil, err
-		}
-	}
-	buf[len(buf)-1] = 0
-	return buf[:], nil
 }
 
 // Interface checks: msgpack finds the methods by these interfaces.
