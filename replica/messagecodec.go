@@ -21,7 +21,10 @@ package replica
 // Decoding accepts what reflection accepted, except values that do not fit
 // their field (reflection truncated them): keys in any order, unknown keys
 // (skipped), any integer form or nil for an integer, nil for a bool or a
-// slice. checkMsgpack runs first, so the declared lengths are known to fit.
+// slice. The Reader refuses any declared length or count that does not fit
+// in the bytes left, and unknown values nest at most maxMsgpackDepth deep,
+// so a hostile frame makes decoding allocate in proportion to its size and
+// no more.
 
 import (
 	"fmt"
@@ -125,11 +128,6 @@ func appendTrueOmit(b []byte, key string, v bool) []byte {
 // not alias b. Their payloads share one array (at most len(b) bytes), so a
 // record kept after the others are dropped keeps that array alive.
 func DecodeMessage(b []byte) (Message, error) {
-	// The bounds check comes first: the decoder below sizes slices from
-	// declared lengths, which it may then trust to fit in b.
-	if err := checkMsgpack(b); err != nil {
-		return Message{}, fmt.Errorf("decode message: %w", err)
-	}
 	var m Message
 	d := msgReader{mpack.NewReader(b)}
 	n, err := d.MapLen()
@@ -145,12 +143,19 @@ func DecodeMessage(b []byte) (Message, error) {
 			return Message{}, fmt.Errorf("decode message field %q: %w", key, err)
 		}
 	}
+	if n := d.Len(); n > 0 {
+		return Message{}, fmt.Errorf("decode message: %d trailing bytes after the message", n)
+	}
 	return m, nil
 }
 
-// msgReader reads the values of a message that checkMsgpack accepted. The
-// Reader checks every length again, so that a disagreement between the two
-// is an error, not a panic.
+// maxMsgpackDepth bounds the nesting of unknown values a message may carry
+// (a Message itself nests 4 deep: message, records, record, fields).
+const maxMsgpackDepth = 16
+
+// msgReader reads the values of a message. The Reader checks every length
+// against the bytes left, so bad input is an error, never a panic or an
+// allocation larger than the frame warrants.
 type msgReader struct {
 	*mpack.Reader
 }

@@ -248,6 +248,7 @@ func TestDecodeMessage_Rejects(t *testing.T) {
 		{"int key", []byte("\x81\x01\x01"), "want a string"},
 		{"a second value", append(bytes.Clone(valid), 0xc0), "trailing"},
 		{"array declaring 4G elements", []byte("\x81\xa2rs\xdd\xff\xff\xff\xff"), "truncated"},
+		{"unknown value nested too deep", append([]byte("\x81\xa2zz"), append(bytes.Repeat([]byte{0x91}, maxMsgpackDepth+2), 0x01)...), "deep"},
 	}
 	for i := range len(valid) {
 		cases = append(cases, struct {

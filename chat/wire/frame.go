@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/replichat/replichat/eventlog/mpack"
 )
 
 // DefaultMaxFrame is the maximum frame body size, in bytes, when none is
@@ -120,27 +122,27 @@ func EncodeFrame(dst []byte, f Frame, maxFrame uint32) ([]byte, error) {
 	if f.Error != nil {
 		n++
 	}
-	b = appendMapHeader(b, n)
-	b = appendUint(appendStr(b, "k"), uint64(f.Kind))
-	b = appendUint(appendStr(b, "id"), f.ID)
-	b = appendStr(appendStr(b, "op"), f.Op)
+	b = mpack.AppendMapHeader(b, n)
+	b = mpack.AppendUint(mpack.AppendStr(b, "k"), uint64(f.Kind))
+	b = mpack.AppendUint(mpack.AppendStr(b, "id"), f.ID)
+	b = mpack.AppendStr(mpack.AppendStr(b, "op"), f.Op)
 	if f.Seq != 0 {
-		b = appendUint(appendStr(b, "seq"), f.Seq)
+		b = mpack.AppendUint(mpack.AppendStr(b, "seq"), f.Seq)
 	}
 	if len(f.Body) > 0 {
-		b = append(appendStr(b, "b"), f.Body...)
+		b = append(mpack.AppendStr(b, "b"), f.Body...)
 	}
 	if f.Error != nil {
-		b = appendStr(b, "err")
+		b = mpack.AppendStr(b, "err")
 		if f.Error.Primary != "" {
-			b = appendMapHeader(b, 3)
+			b = mpack.AppendMapHeader(b, 3)
 		} else {
-			b = appendMapHeader(b, 2)
+			b = mpack.AppendMapHeader(b, 2)
 		}
-		b = appendStr(appendStr(b, "code"), string(f.Error.Code))
-		b = appendStr(appendStr(b, "msg"), f.Error.Message)
+		b = mpack.AppendStr(mpack.AppendStr(b, "code"), string(f.Error.Code))
+		b = mpack.AppendStr(mpack.AppendStr(b, "msg"), f.Error.Message)
 		if f.Error.Primary != "" {
-			b = appendStr(appendStr(b, "primary"), f.Error.Primary)
+			b = mpack.AppendStr(mpack.AppendStr(b, "primary"), f.Error.Primary)
 		}
 	}
 

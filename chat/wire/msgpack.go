@@ -109,12 +109,3 @@ func checkValue(b []byte) error {
 	}
 	return nil
 }
-
-// The envelope's appenders: the compact encodings, the same bytes as
-// github.com/vmihailenco/msgpack/v5 with UseCompactInts(true).
-
-func appendMapHeader(b []byte, n int) []byte { return mpack.AppendMapHeader(b, n) }
-
-func appendStr(b []byte, s string) []byte { return mpack.AppendStr(b, s) }
-
-func appendUint(b []byte, v uint64) []byte { return mpack.AppendUint(b, v) }
