@@ -112,6 +112,11 @@ func (l *lagPoller) add(s wire.LagSample) {
 	l.samples++
 	at := time.Unix(0, s.AppendedAt)
 	lag := time.Duration(s.DurableAt - s.AppendedAt)
+	if at.Before(l.series.origin) {
+		// Appended before the timeline starts (the registrations, before
+		// the idle phase): neither plotted nor in the load phase.
+		return
+	}
 	l.series.Add(at, lag)
 	inPhase := !l.frozen && !l.from.IsZero() && !at.Before(l.from) && (l.to.IsZero() || at.Before(l.to))
 	if !inPhase {

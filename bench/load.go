@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,11 +18,100 @@ import (
 	"github.com/replichat/replichat/chat/wire"
 )
 
-// readEvery is how many sends a non-listening user makes between reads of
-// its queue. Every user receives about as many messages as it sends, so
-// reading a page (the server's default, 100) this often keeps queues short
-// and below the server's queue limit however long the run.
-const readEvery = 20
+// workload is what every user does in the load loop.
+type workload struct {
+	body string // every message's body
+	// readEvery is how many sends a non-listening user makes between reads
+	// of its queue; 0 or less: never. Every user receives about as many
+	// messages as it sends, so reading a page (the server's default, 100)
+	// every 20 sends keeps queues short and below the server's queue limit
+	// however long the run.
+	readEvery int
+	// keep is Options.Keep: how many message copies a user holds before it
+	// deletes the oldest; 0: never.
+	keep int
+}
+
+func newWorkload(o Options) workload {
+	return workload{body: strings.Repeat("x", o.Size), readEvery: o.ReadEvery, keep: o.Keep}
+}
+
+// deleteBatch is how many message ids a user deletes in one request under
+// Options.Keep (the server takes up to chat.MaxIDsPerCommand).
+const deleteBatch = 100
+
+// held is the ids of the message copies a user holds, oldest first: those
+// it sent (the driver adds them) and received (its listener or its reads
+// add them). Safe for concurrent use.
+type held struct {
+	mu  sync.Mutex
+	ids []uint64
+}
+
+func (h *held) add(ids ...uint64) {
+	h.mu.Lock()
+	h.ids = append(h.ids, ids...)
+	h.mu.Unlock()
+}
+
+// takeOldest removes and returns the oldest n ids if at least keep+n are
+// held, else nil.
+func (h *held) takeOldest(keep, n int) []uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.ids) < keep+n {
+		return nil
+	}
+	out := slices.Clone(h.ids[:n])
+	h.ids = slices.Delete(h.ids, 0, n)
+	return out
+}
+
+// deleteOldest deletes u's oldest message copies when it holds more than
+// keep. A copy an earlier batch deleted (a push delivered again across a
+// failover, so held twice; the server drops duplicates within one request)
+// fails the all-or-none request with not_found: the batch is then deleted
+// one id at a time, skipping those. It returns how many were deleted.
+func deleteOldest(ctx context.Context, u *user, keep int) (int, error) {
+	ids := u.held.takeOldest(keep, deleteBatch)
+	if ids == nil {
+		return 0, nil
+	}
+	_, err := u.c.DeleteMessages(ctx, ids)
+	switch {
+	case err == nil:
+		return len(ids), nil
+	case !notFound(err):
+		return 0, fmt.Errorf("%s delete %d messages: %w", u.name, len(ids), err)
+	}
+	n := 0
+	for _, id := range ids {
+		_, err := u.c.DeleteMessages(ctx, []uint64{id})
+		switch {
+		case notFound(err):
+		case err != nil:
+			return n, fmt.Errorf("%s delete message %d: %w", u.name, id, err)
+		default:
+			n++
+		}
+	}
+	return n, nil
+}
+
+// notFound reports whether err is the server's not_found.
+func notFound(err error) bool {
+	var ce *client.Error
+	return errors.As(err, &ce) && ce.Code == wire.CodeNotFound
+}
+
+// listens reports whether user i of a run listens for pushes when the
+// fraction f of users do: the listeners are spread evenly over the users,
+// ceil(n*f) of n, and with f = 0.5 they are the even-numbered ones.
+func listens(i int, f float64) bool {
+	// The epsilon keeps products such as 3*0.1 from rounding up a whole user.
+	const eps = 1e-9
+	return math.Ceil(float64(i+1)*f-eps) > math.Ceil(float64(i)*f-eps)
+}
 
 // benchPassword is every bench user's password.
 const benchPassword = "chatbench-password"
@@ -32,6 +123,7 @@ type user struct {
 	name   string
 	c      *client.Client
 	listen bool
+	held   held // under Options.Keep only
 }
 
 // recorder collects what the load workers and the lag poller observe. Its
@@ -55,11 +147,20 @@ type recorder struct {
 	sends   atomic.Uint64 // acknowledged sends over the whole run
 	pushes  atomic.Uint64 // messages handed to listeners
 	reads   atomic.Uint64 // messages delivered by read
+	deletes atomic.Uint64 // message copies deleted (Options.Keep)
 	errText atomic.Value  // first listener error, as a string
 }
 
 func newRecorder(origin time.Time, window time.Duration) *recorder {
 	return &recorder{origin: origin, latency: NewSeries(origin, window)}
+}
+
+// startTimeline restarts the latency series at origin, before any send.
+func (r *recorder) startTimeline(origin time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.origin = origin
+	r.latency = NewSeries(origin, r.latency.window)
 }
 
 // sent records one acknowledged send that started at start and was
@@ -129,7 +230,8 @@ func (r *recorder) listenErr() string {
 
 // connectUsers dials one client per user, registers and logs each in, in
 // parallel. On error the clients already made are closed.
-func connectUsers(ctx context.Context, addrs []string, n int, cfg client.Config, logger *slog.Logger) ([]*user, error) {
+// A fraction listen of them listen for pushes (see listens).
+func connectUsers(ctx context.Context, addrs []string, n int, listen float64, cfg client.Config, logger *slog.Logger) ([]*user, error) {
 	users := make([]*user, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
@@ -142,7 +244,7 @@ func connectUsers(ctx context.Context, addrs []string, n int, cfg client.Config,
 			if err != nil {
 				return fmt.Errorf("dial for user %d: %w", i, err)
 			}
-			u := &user{idx: i, name: fmt.Sprintf("bench-%d", i), c: cl, listen: i%2 == 0}
+			u := &user{idx: i, name: fmt.Sprintf("bench-%d", i), c: cl, listen: listens(i, listen)}
 			users[i] = u
 			if err := cl.Register(gctx, u.name, benchPassword); err != nil {
 				return fmt.Errorf("register %s: %w", u.name, err)
@@ -171,15 +273,18 @@ func closeUsers(users []*user) {
 // listeners runs Listen for every listening user until ctx ends. Messages are
 // counted; a listener that ends with an error other than ctx's records it.
 // The returned function waits for them to stop.
-func listeners(ctx context.Context, users []*user, rec *recorder) (wait func()) {
+func listeners(ctx context.Context, users []*user, rec *recorder, w workload) (wait func()) {
 	var wg sync.WaitGroup
 	for _, u := range users {
 		if !u.listen {
 			continue
 		}
 		wg.Go(func() {
-			err := u.c.Listen(ctx, func(wire.Message) error {
+			err := u.c.Listen(ctx, func(m wire.Message) error {
 				rec.pushes.Add(1)
+				if w.keep > 0 {
+					u.held.add(m.ID)
+				}
 				return nil
 			})
 			if err != nil && ctx.Err() == nil && !errors.Is(err, client.ErrClosed) {
@@ -192,12 +297,13 @@ func listeners(ctx context.Context, users []*user, rec *recorder) (wait func()) 
 
 // drive makes every user send messages to the others, round robin, until ctx
 // ends or, when stop is non-nil, until stop returns true (checked after each
-// send). Non-listening users read their queue every readEvery sends. The
+// send). Non-listening users read their queue every w.readEvery sends;
+// under w.keep, users delete their oldest message copies as they go. The
 // first send or read error ends the run and is returned; ctx's end is not an
 // error.
-func drive(ctx context.Context, users []*user, rec *recorder, stop func() bool) error {
+func drive(ctx context.Context, users []*user, rec *recorder, w workload, stop func() bool) error {
 	g, gctx := errgroup.WithContext(ctx)
-	body := strings.Repeat("x", 48)
+	body, readEvery := w.body, w.readEvery
 	for _, u := range users {
 		g.Go(func() error {
 			n := len(users)
@@ -215,7 +321,10 @@ func drive(ctx context.Context, users []*user, rec *recorder, stop func() bool) 
 					return fmt.Errorf("%s send to %s: %w", u.name, to, err)
 				}
 				rec.sent(start, time.Now(), m)
-				if !u.listen && k%readEvery == readEvery-1 {
+				if w.keep > 0 {
+					u.held.add(m.ID)
+				}
+				if !u.listen && readEvery > 0 && k%readEvery == readEvery-1 {
 					msgs, err := u.c.Read(gctx, 0)
 					if err != nil {
 						if gctx.Err() != nil {
@@ -224,6 +333,21 @@ func drive(ctx context.Context, users []*user, rec *recorder, stop func() bool) 
 						return fmt.Errorf("%s read: %w", u.name, err)
 					}
 					rec.reads.Add(uint64(len(msgs)))
+					if w.keep > 0 {
+						for _, m := range msgs {
+							u.held.add(m.ID)
+						}
+					}
+				}
+				if w.keep > 0 {
+					n, err := deleteOldest(gctx, u, w.keep)
+					rec.deletes.Add(uint64(n))
+					if err != nil {
+						if gctx.Err() != nil {
+							return nil
+						}
+						return err
+					}
 				}
 			}
 		})

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"time"
+
+	"github.com/replichat/replichat/chat"
 )
 
 // Options configures a run. The zero value of a field means its default;
@@ -22,18 +25,48 @@ type Options struct {
 	Replicas int
 	// Clients is the number of concurrent users, at least 2. Default 16.
 	Clients int
-	// Duration is the length of the load phase. Default 10s (Quick: 3s).
+	// Duration is the length of the load phase. Default 10s (Quick: 3s;
+	// Long: 10 minutes).
 	Duration time.Duration
 	// Quick selects the defaults of a short run.
 	Quick bool
+	// Long selects the defaults of a sustained-load run (10 minutes of
+	// load), long enough for the disk curve to show whether disk use is
+	// flat after warm-up. Quick and Long exclude each other.
+	Long bool
+	// Listeners is the fraction of users that listen for pushes, in [0, 1];
+	// nil means 0.5. The others read their queue every ReadEvery sends. 0
+	// is the peers' workload (../shared/peers): nobody listens.
+	Listeners *float64
+	// Size is the message body in bytes, 1 to chat.MaxBodyBytes. Default
+	// 48 (the peers use 200).
+	Size int
+	// ReadEvery is how many sends a non-listening user makes between reads
+	// of its queue. Default 20; negative: never read, as the peers' workload
+	// does (queues then fill up at chat.MaxUnread unread messages, so only
+	// for short runs).
+	ReadEvery int
+	// Keep, when positive, bounds what every user keeps: once it holds
+	// more than Keep copies of messages (those it sent, and those it
+	// received, pushed or read), it deletes the oldest deleteBatch of them
+	// in one request. A message is gone once both its copies are, so the
+	// state holds a bounded set of messages however long the run: the
+	// steady state of a service whose users delete what they no longer
+	// need, in which the disk as a whole (not only the log) can be flat.
+	// 0: nobody deletes (the state grows with every message).
+	Keep int
+	// Idle is how long the idle cost of the cluster is measured (every
+	// client connected, nobody sending), before the load. Default 5s
+	// (Quick: 3s); negative skips the measurement.
+	Idle time.Duration
 	// CatchupEvents is how many events (at least; counted as sends) are
 	// written while a backup is down. Default 20000 (Quick: 3000).
 	CatchupEvents int
 	// FsyncSamples is the number of write+fsync probes. Default 500
 	// (Quick: 100); the probe stops after 5s in any case.
 	FsyncSamples int
-	// ChatdArgs are extra flags for every chatd (e.g. cheaper argon2 costs
-	// for tests).
+	// ChatdArgs are extra flags for every chatd, one argument each (e.g.
+	// "--snapshot-every=10000", or cheaper argon2 costs for tests).
 	ChatdArgs []string
 	// PhaseTimeout bounds each phase beyond its planned length: a phase that
 	// does not finish within it fails with an error. Default 60s.
@@ -50,6 +83,13 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// The workload's defaults.
+const (
+	defaultListeners = 0.5
+	defaultSize      = 48
+	defaultReadEvery = 20
+)
+
 // fsyncMaxTime bounds the fsync probe on a slow disk.
 const fsyncMaxTime = 5 * time.Second
 
@@ -61,9 +101,28 @@ func (o Options) withDefaults() (Options, error) {
 		o.Clients = 16
 	}
 	if o.Duration == 0 {
-		o.Duration = 10 * time.Second
-		if o.Quick {
+		switch {
+		case o.Quick:
 			o.Duration = 3 * time.Second
+		case o.Long:
+			o.Duration = 10 * time.Minute
+		default:
+			o.Duration = 10 * time.Second
+		}
+	}
+	if o.Listeners == nil {
+		o.Listeners = ptr(defaultListeners)
+	}
+	if o.Size == 0 {
+		o.Size = defaultSize
+	}
+	if o.ReadEvery == 0 {
+		o.ReadEvery = defaultReadEvery
+	}
+	if o.Idle == 0 {
+		o.Idle = 5 * time.Second
+		if o.Quick {
+			o.Idle = 3 * time.Second
 		}
 	}
 	if o.CatchupEvents == 0 {
@@ -85,6 +144,14 @@ func (o Options) withDefaults() (Options, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch {
+	case o.Keep < 0:
+		return o, fmt.Errorf("%w: keep must be 0 (never delete) or more, not %d", ErrInvalidOptions, o.Keep)
+	case o.Quick && o.Long:
+		return o, fmt.Errorf("%w: quick and long exclude each other", ErrInvalidOptions)
+	case math.IsNaN(*o.Listeners) || *o.Listeners < 0 || *o.Listeners > 1:
+		return o, fmt.Errorf("%w: listeners must be a fraction from 0 to 1, not %v", ErrInvalidOptions, *o.Listeners)
+	case o.Size < 1 || o.Size > chat.MaxBodyBytes:
+		return o, fmt.Errorf("%w: size must be 1 to %d bytes, not %d", ErrInvalidOptions, chat.MaxBodyBytes, o.Size)
 	case o.Replicas != 1 && o.Replicas != 3 && o.Replicas != 5:
 		return o, fmt.Errorf("%w: replicas must be 1, 3 or 5, not %d", ErrInvalidOptions, o.Replicas)
 	case o.Clients < 2:

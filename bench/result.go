@@ -59,6 +59,7 @@ type Result struct {
 	LoadSec      float64 `json:"load_sec"`    // length of the load phase
 	SendsTotal   uint64  `json:"sends_total"` // acknowledged over all phases
 	Pushes       uint64  `json:"pushes"`      // messages pushed to listeners
+	Deletes      uint64  `json:"deletes"`     // message copies deleted (keep)
 	LagAppliedMs *LagMs  `json:"lag_applied_ms"`
 	// LagSamples is the number of samples lag_ms is computed from (load
 	// phase); LagSamplesTotal counts every sample fetched in the run.
@@ -74,9 +75,40 @@ type Result struct {
 	RestartHelloMs    float64  `json:"restart_hello_ms"` // process start -> first hello answer
 	// RSSMB is each replica's peak resident memory (VmHWM) in MiB, by id:
 	// the largest of the readings taken before each stop.
-	RSSMB   map[string]float64 `json:"rss_mb"`
-	Ratios  Ratios             `json:"ratios"`
-	Targets []Target           `json:"targets"`
+	RSSMB map[string]float64 `json:"rss_mb"`
+	// Ratios are kept for compatibility: the goals stated as ratios to the
+	// fsync rate are withdrawn (issue 10), the figures stay information.
+	Ratios  Ratios   `json:"ratios"`
+	Targets []Target `json:"targets"`
+
+	// The workload: the fraction of users listening (ListeningUsers of
+	// Clients), the message body in bytes, how many sends a non-listening
+	// user makes between reads (0: never), and the extra chatd flags.
+	Listeners      float64  `json:"listeners"`
+	ListeningUsers int      `json:"listening_users"`
+	BodyBytes      int      `json:"body_bytes"`
+	ReadEvery      int      `json:"read_every"`
+	Keep           int      `json:"keep"` // Options.Keep; 0: nobody deletes
+	ChatdArgs      []string `json:"chatd_args"`
+	// LoadPrimary is the replica that was primary when the load phase
+	// started; nil if none was found.
+	LoadPrimary *int `json:"load_primary"`
+	// CPUUsPerSend is the CPU the replicas used during the load phase per
+	// acknowledged send, in microseconds; nil when /proc could not be read.
+	CPUUsPerSend *CPUPerSend `json:"cpu_us_per_send"`
+	// LoadCPUPct is each replica's CPU during the load phase as a
+	// percentage of one core.
+	LoadCPUPct map[string]float64 `json:"load_cpu_pct"`
+	// IdleCPUPct is each replica's CPU over IdleSec seconds before the
+	// load, every client connected (the listeners listening) and nobody
+	// sending, as a percentage of one core; nil when not measured.
+	IdleCPUPct map[string]float64 `json:"idle_cpu_pct"`
+	IdleSec    float64            `json:"idle_sec"`
+	// DiskBytes is each replica's data directory over the run, sampled
+	// every second from the start of the load to the end of the run.
+	DiskBytes map[string][]DiskSample `json:"disk_bytes"`
+	// DiskGrowth is how each data directory grew during the load phase.
+	DiskGrowth map[string]DiskGrowth `json:"disk_growth"`
 
 	// Timeline is the run over time, for WritePlot.
 	Timeline Timeline `json:"-"`
@@ -92,11 +124,25 @@ type Ratios struct {
 	LagP99OverFsyncP50 *float64 `json:"lag_p99_over_fsync_p50"`
 }
 
+// CPUPerSend is CPU time per acknowledged send, in microseconds.
+type CPUPerSend struct {
+	// Total is the sum over the replicas; nil unless every replica was
+	// measured over the whole phase.
+	Total *float64 `json:"total"`
+	// ByReplica is each replica's share, by id.
+	ByReplica map[string]float64 `json:"by_replica"`
+	// Harness is this process's: the clients, the lag poller and the
+	// harness itself (information: the machine's other CPU cost).
+	Harness *float64 `json:"harness"`
+}
+
 // Timeline is the run's figures over time, since the start of the load.
 type Timeline struct {
 	Latency []Point // send latency per window
 	Lag     []Point // durable lag per window, by append time
 	Marks   []Mark  // fault injections and recoveries
+	// Disk is each replica's data directory size, by id.
+	Disk map[string][]DiskSample
 }
 
 // Mark is a moment of the run worth seeing on the plot.
@@ -120,14 +166,19 @@ type Target struct {
 	Pass *bool `json:"pass"`
 }
 
-// The project's goals.
+// The project's goals (issue 10). The earlier goals stated as ratios to
+// this disk's fsync rate (sends/s >= 5x, latency p99 <= 12x fsync p50, lag
+// p99 <= 3 ms) are withdrawn: on a disk whose fsync is cheaper than a
+// request's CPU they do not measure the design. The fsync figures and
+// ratios are still reported, as information.
 const (
-	targetSendsPerFsync   = 5       // sends/s >= 5x the single-fsync rate
-	targetLatencyP99Fsync = 12      // latency p99 <= 12x fsync p50
-	targetLagP99Ms        = 3       // lag p99 <= 3 ms
-	targetFailoverMs      = 1000    // failover < 1 s
-	targetCatchupPerSec   = 200_000 // catch-up >= 200k events/s
-	targetRestartMs       = 1000    // restart < 1 s
+	targetCPUUsPerSend  = 150     // CPU per acknowledged send, all replicas, <= 150 µs
+	targetCPUReplicas   = 3       // ... the goal is stated for 3 replicas
+	targetCPUClients    = 16      // ... and 16 clients
+	targetIdleCPUPct    = 1       // an idle replica <= 1% of a core
+	targetFailoverMs    = 1000    // failover < 1 s
+	targetCatchupPerSec = 200_000 // catch-up >= 200k events/s
+	targetRestartMs     = 1000    // restart < 1 s
 )
 
 // evaluate fills Ratios and Targets from the figures.
@@ -141,14 +192,25 @@ func (r *Result) evaluate() {
 			r.Ratios.LagP99OverFsyncP50 = ptr(r.LagMs.P99 / r.FsyncMs.P50)
 		}
 	}
-	var lagP99 *float64
-	if r.LagMs != nil {
-		lagP99 = ptr(r.LagMs.P99)
+	var cpu *float64
+	if r.CPUUsPerSend != nil {
+		cpu = r.CPUUsPerSend.Total
+	}
+	cpuTarget := target("cpu_us_per_send", "<= 150 µs (3 replicas, 16 clients)", cpu, targetCPUUsPerSend, false)
+	if r.Replicas != targetCPUReplicas || r.Clients != targetCPUClients {
+		// Measured, but not in the goal's configuration: no verdict.
+		cpuTarget.Pass = nil
+	}
+	var idle *float64
+	if len(r.IdleCPUPct) > 0 {
+		idle = ptr(0.0)
+		for _, v := range r.IdleCPUPct {
+			*idle = max(*idle, v)
+		}
 	}
 	r.Targets = []Target{
-		target("sends_per_sec", ">= 5x single-fsync rate", ptr(r.Ratios.SendsPerFsync), targetSendsPerFsync, true),
-		target("latency_p99", "<= 12x fsync p50", ptr(r.Ratios.LatencyP99OverFsyncP50), targetLatencyP99Fsync, false),
-		target("lag_p99_ms", "<= 3 ms", lagP99, targetLagP99Ms, false),
+		cpuTarget,
+		target("idle_cpu_pct", "<= 1% of a core per replica", idle, targetIdleCPUPct, false),
 		target("failover_ms", "< 1 s", r.FailoverMs, targetFailoverMs, false),
 		target("catchup_events_per_sec", ">= 200k events/s", r.CatchupEventsPerSec, targetCatchupPerSec, true),
 		target("restart_ms", "< 1 s", ptr(r.RestartMs), targetRestartMs, false),
@@ -183,7 +245,7 @@ func lagMs(h *Histogram) *LagMs {
 func WriteJSON(path string, r Result) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // goals read ">= 5x", not "\u003e= 5x"
+	enc.SetEscapeHTML(false) // goals read ">= 200k", not "\u003e= 200k"
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(r); err != nil {
 		return fmt.Errorf("encode result: %w", err)

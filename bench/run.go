@@ -29,11 +29,16 @@ type runner struct {
 	users  []*user
 	rec    *recorder
 	lag    *lagPoller
+	disk   *diskSampler
+	proc   procFS // where CPU times are read
+	work   workload
 	prog   *progress
 	origin time.Time // start of the load phase, the timeline's zero
 	marks  []Mark
 	rss    map[int]float64
 	res    Result
+	// loadFrom and loadTo are the load phase, in seconds since origin.
+	loadFrom, loadTo float64
 }
 
 // Run starts a cluster, runs every phase (see the package documentation) and
@@ -44,7 +49,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r := &runner{opts: opts, logger: opts.Logger, rss: map[int]float64{}}
+	r := &runner{opts: opts, logger: opts.Logger, rss: map[int]float64{}, proc: realProc, work: newWorkload(opts)}
 	if opts.Progress != nil {
 		r.prog = newProgress(opts.Progress)
 	}
@@ -88,6 +93,14 @@ func (r *runner) phase(ctx context.Context, name string, timeout time.Duration, 
 func (r *runner) run(ctx context.Context) (Result, error) {
 	o := r.opts
 	r.res.Replicas, r.res.Clients = o.Replicas, o.Clients
+	r.res.Listeners, r.res.BodyBytes, r.res.ReadEvery = *o.Listeners, o.Size, max(o.ReadEvery, 0)
+	r.res.Keep = o.Keep
+	r.res.ChatdArgs = append([]string{}, o.ChatdArgs...)
+	for i := range o.Clients {
+		if listens(i, *o.Listeners) {
+			r.res.ListeningUsers++
+		}
+	}
 	if o.Chatd == "" {
 		err := r.phase(ctx, "build", 5*time.Minute, func(ctx context.Context) error {
 			bins, err := cluster.Build(ctx, filepath.Join(o.Dir, "bin"))
@@ -107,7 +120,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	}
 
 	if err := r.phase(ctx, "users", o.PhaseTimeout, func(ctx context.Context) error {
-		users, err := connectUsers(ctx, r.addrs, o.Clients, r.clientConfig(), r.logger)
+		users, err := connectUsers(ctx, r.addrs, o.Clients, *o.Listeners, r.clientConfig(), r.logger)
 		r.users = users
 		return err
 	}); err != nil {
@@ -115,26 +128,38 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	}
 	defer closeUsers(r.users)
 
-	// The listeners and the lag poller live from here to the end of the
-	// run; cancelling bg stops them. The timeline starts here too.
+	// The listeners live from here to the end of the run, the lag poller
+	// and the disk sampler from the start of the load; cancelling bg stops
+	// them. The timeline starts with the load.
 	bg, stopBg := context.WithCancel(ctx)
 	defer stopBg()
-	r.origin = time.Now()
 	window := max(o.Duration/50, 50*time.Millisecond)
-	r.rec = newRecorder(r.origin, window)
-	r.lag = newLagPoller(r.addrs, r.origin, window)
-	defer r.lag.close()
+	r.rec = newRecorder(time.Now(), window)
 	if r.prog != nil {
 		r.prog.rec.Store(r.rec)
 	}
-	waitListeners := listeners(bg, r.users, r.rec)
+	waitListeners := listeners(bg, r.users, r.rec, r.work)
 	defer waitListeners()
-	pollDone := make(chan struct{})
-	go func() {
-		defer close(pollDone)
-		r.lag.run(bg)
-	}()
-	defer func() { <-pollDone }()
+	defer stopBg()
+	if o.Idle > 0 {
+		if err := r.phase(ctx, "idle", o.Idle+o.PhaseTimeout, r.idle); err != nil {
+			return Result{}, err
+		}
+	}
+
+	r.origin = time.Now()
+	r.rec.startTimeline(r.origin)
+	r.lag = newLagPoller(r.addrs, r.origin, window)
+	defer r.lag.close()
+	dirs := make([]string, o.Replicas)
+	for id := range dirs {
+		dirs[id] = r.cl.DataDir(id)
+	}
+	r.disk = newDiskSampler(dirs, r.origin)
+	var bgWG sync.WaitGroup
+	bgWG.Go(func() { r.lag.run(bg) })
+	bgWG.Go(func() { r.disk.run(bg) })
+	defer bgWG.Wait()
 	defer stopBg()
 
 	phases := []struct {
@@ -157,6 +182,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		}
 	}
 	stopBg()
+	bgWG.Wait() // the disk sampler's last sample is in
 	return r.finish(), nil
 }
 
@@ -222,17 +248,56 @@ func (r *runner) mark(label string) {
 	r.marks = append(r.marks, Mark{At: time.Since(r.origin), Label: label})
 }
 
-// load measures the steady state: throughput, latency and lag.
+// pids returns the process id of every replica, 0 for one not running.
+func (r *runner) pids() map[int]int {
+	m := make(map[int]int, len(r.addrs))
+	for id := range r.addrs {
+		m[id] = r.cl.Pid(id)
+	}
+	return m
+}
+
+// idle measures what the cluster costs doing nothing: every replica's CPU
+// over Options.Idle, every client connected and the listeners listening,
+// nobody sending (the lag poller, which makes requests, starts later).
+func (r *runner) idle(ctx context.Context) error {
+	// Let the start-up (registrations, logins, listens) settle first.
+	if err := sleep(ctx, min(r.opts.Idle/4, 500*time.Millisecond)); err != nil {
+		return err
+	}
+	from := takeCPU(r.proc, r.pids())
+	if err := sleep(ctx, r.opts.Idle); err != nil {
+		return err
+	}
+	to := takeCPU(r.proc, r.pids())
+	r.res.IdleCPUPct = cpuPercent(from, to)
+	r.res.IdleSec = to.at.Sub(from.at).Seconds()
+	if r.res.IdleCPUPct == nil {
+		r.logger.Warn("idle cpu: no replica could be measured (no /proc?)")
+	}
+	return nil
+}
+
+// load measures the steady state: throughput, latency, lag and CPU per
+// send.
 func (r *runner) load(ctx context.Context) error {
+	if p, err := findPrimary(ctx, r.addrs, -1, r.opts.PhaseTimeout); err == nil {
+		r.res.LoadPrimary = &p
+	}
+	r.disk.sample()
 	start := time.Now()
 	r.rec.setMeasuring(true)
 	r.lag.measure(start, time.Time{})
 	sends0 := r.rec.sends.Load()
+	cpu0 := takeCPU(r.proc, r.pids())
 	loadCtx, cancel := context.WithTimeout(ctx, r.opts.Duration)
 	defer cancel()
 	waitProfiles := r.profile(loadCtx, "load", 0)
-	err := drive(loadCtx, r.users, r.rec, nil)
+	err := drive(loadCtx, r.users, r.rec, r.work, nil)
 	end := time.Now()
+	cpu1 := takeCPU(r.proc, r.pids())
+	sends1 := r.rec.sends.Load()
+	r.disk.sample()
 	if perr := waitProfiles(); perr != nil {
 		r.logger.Warn("cpu profiles", "err", perr)
 	}
@@ -247,12 +312,15 @@ func (r *runner) load(ctx context.Context) error {
 	// Fetch the lag samples of the phase now: the failover kills the
 	// primary that holds them.
 	r.lag.freeze(ctx)
-	r.res.Sends = r.rec.sends.Load() - sends0
+	r.res.Sends = sends1 - sends0
 	r.res.LoadSec = end.Sub(start).Seconds()
 	r.res.SendsPerSec = float64(r.res.Sends) / r.res.LoadSec
 	if r.res.Sends == 0 {
 		return errors.New("no send was acknowledged")
 	}
+	r.res.CPUUsPerSend = cpuPerSend(cpu0, cpu1, r.opts.Replicas, r.res.Sends)
+	r.res.LoadCPUPct = cpuPercent(cpu0, cpu1)
+	r.loadFrom, r.loadTo = start.Sub(r.origin).Seconds(), end.Sub(r.origin).Seconds()
 	return nil
 }
 
@@ -265,7 +333,7 @@ func (r *runner) background(ctx context.Context) (ended <-chan struct{}, stop fu
 	var err error
 	go func() {
 		defer close(done)
-		err = drive(ctx, r.users, r.rec, nil)
+		err = drive(ctx, r.users, r.rec, r.work, nil)
 	}()
 	return done, func() error {
 		cancel()
@@ -358,7 +426,7 @@ func (r *runner) catchup(ctx context.Context) error {
 	}
 	sends0 := r.rec.sends.Load()
 	target := sends0 + uint64(r.opts.CatchupEvents)
-	if err := drive(ctx, r.users, r.rec, func() bool { return r.rec.sends.Load() >= target }); err != nil {
+	if err := drive(ctx, r.users, r.rec, r.work, func() bool { return r.rec.sends.Load() >= target }); err != nil {
 		return fmt.Errorf("write %d events without backup %d: %w", r.opts.CatchupEvents, b, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -574,6 +642,7 @@ func (r *runner) finish() Result {
 	res.LagSamples, res.LagSamplesTotal, res.LagSamplesDropped = lag.durable.Count(), lag.samples, lag.dropped
 	res.SendsTotal = r.rec.sends.Load()
 	res.Pushes = r.rec.pushes.Load()
+	res.Deletes = r.rec.deletes.Load()
 	for id := range r.addrs {
 		r.readRSS(id)
 	}
@@ -581,7 +650,9 @@ func (r *runner) finish() Result {
 	for id, mb := range r.rss {
 		res.RSSMB[strconv.Itoa(id)] = mb
 	}
-	res.Timeline = Timeline{Latency: r.rec.latencyPoints(), Lag: lag.points, Marks: r.marks}
+	res.DiskBytes = r.disk.series()
+	res.DiskGrowth = diskGrowth(res.DiskBytes, r.loadFrom, r.loadTo, res.Sends)
+	res.Timeline = Timeline{Latency: r.rec.latencyPoints(), Lag: lag.points, Marks: r.marks, Disk: res.DiskBytes}
 	res.evaluate()
 	return res
 }

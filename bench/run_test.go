@@ -43,6 +43,7 @@ func tinyOptions(chatd string, dir string, replicas int) Options {
 		Duration:      time.Second,
 		CatchupEvents: 300,
 		FsyncSamples:  20,
+		Idle:          300 * time.Millisecond,
 		ChatdArgs:     cheapArgon(),
 		PhaseTimeout:  30 * time.Second,
 	}
@@ -96,6 +97,25 @@ func checkCommon(t *testing.T, m map[string]any, replicas int) {
 	require.True(t, ok, "fsync_ms is an object")
 	assert.Positive(t, number(t, fs, "p50"))
 	assert.LessOrEqual(t, number(t, fs, "p50"), number(t, fs, "p99"))
+
+	// CPU and disk, from /proc and the data directories, every replica.
+	cpu, ok := m["cpu_us_per_send"].(map[string]any)
+	require.True(t, ok, "cpu_us_per_send is an object, got %v", m["cpu_us_per_send"])
+	assert.Positive(t, number(t, cpu, "total"))
+	by, ok := cpu["by_replica"].(map[string]any)
+	require.True(t, ok)
+	assert.Len(t, by, replicas)
+	idle, ok := m["idle_cpu_pct"].(map[string]any)
+	require.True(t, ok, "idle_cpu_pct is an object, got %v", m["idle_cpu_pct"])
+	assert.Len(t, idle, replicas)
+	disk, ok := m["disk_bytes"].(map[string]any)
+	require.True(t, ok, "disk_bytes is an object")
+	assert.Len(t, disk, replicas)
+	for id, series := range disk {
+		samples, ok := series.([]any)
+		require.True(t, ok, "disk_bytes of %s is an array", id)
+		assert.GreaterOrEqual(t, len(samples), 2, "sampled at least at the start and the end of the load")
+	}
 }
 
 func checkPlot(t *testing.T, res Result) {
@@ -114,8 +134,11 @@ func TestRun_OneReplica(t *testing.T) {
 	var progress bytes.Buffer
 	opts := tinyOptions(chatd, t.TempDir(), 1)
 	opts.Progress = &progress
+	opts.Keep = 5
 	res, err := Run(t.Context(), opts)
 	require.NoError(t, err)
+	assert.Positive(t, res.Deletes, "users holding more than 5 copies deleted the oldest")
+	assert.Equal(t, 5, res.Keep)
 
 	m := decodeJSON(t, res)
 	checkCommon(t, m, 1)
@@ -132,6 +155,7 @@ func TestRun_OneReplica(t *testing.T) {
 	var table bytes.Buffer
 	require.NoError(t, WriteTable(&table, res))
 	assert.Contains(t, table.String(), "restart")
+	assert.Contains(t, table.String(), "each user keeping 5 message copies")
 	checkPlot(t, res)
 }
 
@@ -139,8 +163,10 @@ func TestRun_ThreeReplicas(t *testing.T) {
 	chatd := buildChatd(t)
 	opts := tinyOptions(chatd, t.TempDir(), 3)
 	opts.ProfileDir = t.TempDir()
+	opts.Keep = 20 // deletes across the failover and catch-up too
 	res, err := Run(t.Context(), opts)
 	require.NoError(t, err)
+	assert.Positive(t, res.Deletes)
 
 	m := decodeJSON(t, res)
 	checkCommon(t, m, 3)

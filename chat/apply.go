@@ -88,6 +88,10 @@ func applyRegister(kv KV, rec eventlog.Record, ev *RegisterEvent) (Result, error
 		}
 		return Result{}, err
 	}
+	origin, err := registerOrigin(kv, rec, ev)
+	if err != nil {
+		return Result{}, err
+	}
 	uid, err := getU64(kv, keyNextUID)
 	if err != nil {
 		return Result{}, err
@@ -96,14 +100,35 @@ func applyRegister(kv KV, rec eventlog.Record, ev *RegisterEvent) (Result, error
 	if err := putU64(kv, keyNextUID, uid+1); err != nil {
 		return Result{}, err
 	}
-	u := userRec{ID: uid, Name: ev.Name, Hash: ev.PasswordHash, Created: rec.Time}
+	u := userRec{ID: uid, Name: ev.Name, Hash: ev.PasswordHash, Created: rec.Time, Origin: origin}
 	if err := putRec(kv, userKey(uid), &u); err != nil {
 		return Result{}, err
 	}
 	if err := putU64(kv, nameKey(ev.Name), uid); err != nil {
 		return Result{}, err
 	}
+	if origin != 0 {
+		if err := putU64(kv, originKey(origin), uid); err != nil {
+			return Result{}, err
+		}
+	}
 	return Result{UserID: uid}, nil
+}
+
+// registerOrigin returns the origin of the account ev creates (origin.go):
+// AccountOrigin of the record's request if the event asks for one, 0 if it
+// does not (an event written before origins existed), if the record has no
+// client id, or if a live account has that origin already (two requests
+// that hash alike: the second account goes without).
+func registerOrigin(kv KV, rec eventlog.Record, ev *RegisterEvent) (uint64, error) {
+	if !ev.Origin || rec.ClientID == "" {
+		return 0, nil
+	}
+	origin := AccountOrigin(rec.ClientID, rec.Seq)
+	if _, taken, err := kv.Get(originKey(origin)); err != nil || taken {
+		return 0, err
+	}
+	return origin, nil
 }
 
 func applySend(kv KV, rec eventlog.Record, ev *SendEvent) (Result, error) {
@@ -113,32 +138,32 @@ func applySend(kv KV, rec eventlog.Record, ev *SendEvent) (Result, error) {
 	if ev.MessageID == 0 {
 		return Result{}, fmt.Errorf("%w: message id 0", ErrInvalidArgument)
 	}
-	from, err := liveUser(kv, ev.FromUID)
+	from, err := resolveUser(kv, ev.FromUID, ev.FromOrigin)
 	if err != nil {
 		return Result{}, err
 	}
-	to, err := liveUser(kv, ev.ToUID)
+	to, err := resolveUser(kv, ev.ToUID, ev.ToOrigin)
 	if err != nil {
 		return Result{}, err
 	}
-	if _, ok, err := kv.Get(msgKey(ev.MessageID)); err != nil || ok {
-		if err == nil {
-			err = fmt.Errorf("%w: %d", ErrMessageExists, ev.MessageID)
-		}
+	// The event's id, or the next free one if it is taken (msgid.go): the
+	// Result tells the sender the id stored.
+	id, err := placeMessage(kv, ev.MessageID)
+	if err != nil {
 		return Result{}, err
 	}
 	if to.Unread >= MaxUnread {
 		return Result{}, &QueueFullError{To: to.Name, Limit: MaxUnread}
 	}
 	off := uint64(rec.Offset)
-	m := msgRec{ID: ev.MessageID, From: from.ID, FromName: from.Name, To: to.ID, ToName: to.Name,
+	m := msgRec{ID: id, From: from.ID, FromName: from.Name, To: to.ID, ToName: to.Name,
 		Body: ev.Body, Time: rec.Time, Offset: off, SenderView: true, RecipientView: true}
 	if err := putRec(kv, msgKey(m.ID), &m); err != nil {
 		return Result{}, err
 	}
-	id := u64(nil, m.ID)
+	idv := u64(nil, m.ID)
 	for _, k := range [][]byte{historyKey(from.ID, off), historyKey(to.ID, off), queueKey(to.ID, off)} {
-		if err := kv.Set(k, id); err != nil {
+		if err := kv.Set(k, idv); err != nil {
 			return Result{}, err
 		}
 	}
@@ -160,7 +185,7 @@ func applyDeliver(kv KV, ev *DeliverEvent) (Result, error) {
 	if err := checkIDs(ev.MessageIDs); err != nil {
 		return Result{}, err
 	}
-	u, err := liveUser(kv, ev.UID)
+	u, err := resolveUser(kv, ev.UID, ev.Origin)
 	if err != nil {
 		return Result{}, err
 	}
@@ -207,7 +232,7 @@ func applyDeleteMessages(kv KV, ev *DeleteMessagesEvent) (Result, error) {
 	if err := checkIDs(ev.IDs); err != nil {
 		return Result{}, err
 	}
-	u, err := liveUser(kv, ev.UID)
+	u, err := resolveUser(kv, ev.UID, ev.Origin)
 	if err != nil {
 		return Result{}, err
 	}
@@ -269,7 +294,7 @@ func removeView(kv KV, m *msgRec, u *userRec) error {
 // carries out a bounded amount per record: an account's history is
 // unbounded, and one record's transaction must stay small.
 func applyDeleteAccount(kv KV, ev *DeleteAccountEvent) (Result, error) {
-	u, err := liveUser(kv, ev.UID)
+	u, err := resolveUser(kv, ev.UID, ev.Origin)
 	if err != nil {
 		return Result{}, err
 	}
@@ -285,6 +310,11 @@ func applyDeleteAccount(kv KV, ev *DeleteAccountEvent) (Result, error) {
 	}
 	if err := kv.Delete(userKey(u.ID)); err != nil {
 		return Result{}, err
+	}
+	if u.Origin != 0 {
+		if err := kv.Delete(originKey(u.Origin)); err != nil {
+			return Result{}, err
+		}
 	}
 	return Result{UserID: u.ID}, nil
 }

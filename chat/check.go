@@ -9,18 +9,19 @@ import (
 	"hash"
 )
 
-// Digest returns a SHA-256 over every state key and value in key order
-// (each length-prefixed). Replicas that applied the same records have equal
-// digests; so do a restored snapshot and its source.
+// Digest returns a SHA-256 over every replicated state key and value in key
+// order (each length-prefixed); local keys (the undo history) are left out.
+// Replicas that applied the same records have equal digests; so do a
+// restored snapshot and its source.
 func (s *State) Digest() ([]byte, error) {
 	h := sha256.New()
 	err := s.store.View(func(kv KV) error {
 		if err := checkNotRestoring(kv); err != nil {
 			return err
 		}
-		return kv.Scan(nil, nil, func(k, v []byte) (bool, error) {
+		return scanReplicated(kv, func(k, v []byte) error {
 			hashEntry(h, k, v)
-			return true, nil
+			return nil
 		})
 	})
 	if err != nil {
@@ -28,6 +29,20 @@ func (s *State) Digest() ([]byte, error) {
 	}
 	return h.Sum(nil), nil
 }
+
+// scanReplicated calls fn for every replicated key, in key order: the keys
+// below prefixLocal (see keys.go).
+func scanReplicated(kv KV, fn func(k, v []byte) error) error {
+	return kv.Scan(nil, nil, func(k, v []byte) (bool, error) {
+		if isLocalKey(k) {
+			return false, nil // local keys sort after all others
+		}
+		return true, fn(k, v)
+	})
+}
+
+// isLocalKey reports whether k is local bookkeeping, or sorts with it.
+func isLocalKey(k []byte) bool { return bytes.Compare(k, prefixLocal) >= 0 }
 
 func hashEntry(h hash.Hash, k, v []byte) {
 	var n [4]byte
@@ -44,8 +59,9 @@ const maxCheckProblems = 20
 
 // Check verifies the state's invariants (an fsck): every index entry points
 // at an existing message and at a live user or one being purged, every message's views match its index
-// entries, per-user counts match their indexes, names and users point at
-// each other, and the dedup table's bookkeeping agrees with its entries.
+// entries, per-user counts match their indexes, names and origins and users
+// point at each other, and the dedup table's bookkeeping agrees with its
+// entries.
 // Violations are joined into one error wrapping ErrInconsistent. It reads
 // the whole state: for tests, the simulator and offline tools; it must not
 // run concurrently with Apply (it compares the stored applied offset with
@@ -79,7 +95,7 @@ func (s *State) Check() error {
 			}
 			c.purging[uid] = true
 		}
-		for _, step := range []func() error{c.users, c.names, c.index, c.messages, c.dedup} {
+		for _, step := range []func() error{c.users, c.names, c.origins, c.index, c.messages, c.dedup} {
 			if err := step(); err != nil {
 				return err
 			}
@@ -120,6 +136,11 @@ func (c checker) users() error {
 		if id, err := getU64(c.kv, nameKey(u.Name)); err != nil || id != uid {
 			c.report("user %d: name %q points at %d (%v)", uid, u.Name, id, err)
 		}
+		if u.Origin != 0 {
+			if id, err := getU64(c.kv, originKey(u.Origin)); err != nil || id != uid {
+				c.report("user %d: origin %016x points at %d (%v)", uid, u.Origin, id, err)
+			}
+		}
 		hist, err := c.count(historyPrefix(uid))
 		if err != nil {
 			return false, err
@@ -158,6 +179,31 @@ func (c checker) names() error {
 		}
 		if !ok || u.Name != name {
 			c.report("name %q points at user %d (exists %v, named %q)", name, uid, ok, u.Name)
+		}
+		return true, nil
+	})
+}
+
+// origins checks that every origin index entry points at a live user of
+// that origin.
+func (c checker) origins() error {
+	return c.kv.Scan(prefixOrigin, nil, func(k, v []byte) (bool, error) {
+		if len(k) != len(prefixOrigin)+8 {
+			c.report("origin key %q has the wrong length", k)
+			return true, nil
+		}
+		origin, _ := suffixU64(k)
+		uid, err := decodeU64(v)
+		if err != nil {
+			c.report("origin %016x: %v", origin, err)
+			return true, nil
+		}
+		u, ok, err := getUser(c.kv, uid)
+		if err != nil {
+			return false, err
+		}
+		if !ok || u.Origin != origin {
+			c.report("origin %016x points at user %d (exists %v, origin %016x)", origin, uid, ok, u.Origin)
 		}
 		return true, nil
 	})
@@ -242,7 +288,7 @@ func (c checker) messages() error {
 }
 
 func (c checker) dedup() error {
-	return c.kv.Scan(prefixClient, nil, func(k, v []byte) (bool, error) {
+	err := c.kv.Scan(prefixClient, nil, func(k, v []byte) (bool, error) {
 		client := string(k[len(prefixClient)+2:])
 		var cr clientRec
 		if _, err := getRec(c.kv, k, &cr); err != nil {
@@ -265,6 +311,61 @@ func (c checker) dedup() error {
 		if _, ok, err := c.kv.Get(idleKey(uint64(cr.Last), client)); err != nil || !ok {
 			c.report("client %q has no idle index entry (%v)", client, err)
 		}
+		return true, c.holes(client, cr)
+	})
+	if err != nil {
+		return err
+	}
+	// Holes of a client without a record (expired without its holes).
+	return c.kv.Scan(prefixHole, nil, func(k, _ []byte) (bool, error) {
+		if len(k) < len(prefixHole)+2+8 {
+			c.report("hole key %q is too short", k)
+			return true, nil
+		}
+		client := string(k[len(prefixHole)+2 : len(k)-8])
+		if _, ok, err := c.kv.Get(clientKey(client)); err != nil || !ok {
+			c.report("client %q has a hole but no dedup record (%v)", client, err)
+		}
 		return true, nil
 	})
+}
+
+// holes checks client's holes against its record cr: sorted, disjoint and
+// not adjacent, between its HoleFloor and its Floor (so no stored result,
+// all above Floor, lies in one), and as many as it counts.
+func (c checker) holes(client string, cr clientRec) error {
+	if cr.HoleFloor > cr.Floor {
+		c.report("client %q has hole floor %d above its floor %d", client, cr.HoleFloor, cr.Floor)
+	}
+	var n uint64
+	// minLo is the lowest start the next hole may have: above the hole
+	// floor, then past the previous hole and a seq between.
+	minLo := cr.HoleFloor + 1
+	err := c.kv.Scan(holePrefix(client), nil, func(k, v []byte) (bool, error) {
+		n++
+		hi, _ := suffixU64(k)
+		lo, err := decodeU64(v)
+		least := minLo
+		minLo = hi + 2
+		switch {
+		case err != nil:
+			c.report("client %q hole ending at %d: %v", client, hi, err)
+		case lo > hi || hi > cr.Floor:
+			c.report("client %q has hole [%d, %d] with floor %d", client, lo, hi, cr.Floor)
+		case lo < least:
+			c.report("client %q has hole [%d, %d] below its hole floor %d or overlapping or next to the hole before", client, lo, hi, cr.HoleFloor)
+		default:
+			if _, ok, err := c.kv.Get(resultKey(client, lo)); err != nil || ok {
+				c.report("client %q stores a result for seq %d of its hole [%d, %d] (%v)", client, lo, lo, hi, err)
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	if n != cr.Holes || n > maxHolesPerClient {
+		c.report("client %q counts %d holes, holds %d (at most %d)", client, cr.Holes, n, maxHolesPerClient)
+	}
+	return nil
 }

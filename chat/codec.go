@@ -159,13 +159,21 @@ func encodeValue(v any) ([]byte, error) {
 }
 
 func (u *userRec) appendMsgpack(b []byte) []byte {
-	b = mpack.AppendMapHeader(b, 6)
+	n := 6
+	if u.Origin != 0 {
+		n++
+	}
+	b = mpack.AppendMapHeader(b, n)
 	b = appendKeyU64(b, "id", u.ID)
 	b = appendKeyStr(b, "name", u.Name)
 	b = appendKeyStr(b, "hash", u.Hash)
 	b = appendKeyI64(b, "created", u.Created)
 	b = appendKeyU64(b, "unread", u.Unread)
-	return appendKeyU64(b, "history", u.History)
+	b = appendKeyU64(b, "history", u.History)
+	if u.Origin != 0 {
+		b = appendKeyU64(b, "origin", u.Origin)
+	}
+	return b
 }
 
 func (u *userRec) decodeMsgpack(b []byte) bool {
@@ -185,6 +193,8 @@ func (u *userRec) decodeMsgpack(b []byte) bool {
 			v.Unread = r.u64()
 		case "history":
 			v.History = r.u64()
+		case "origin":
+			v.Origin = r.u64()
 		default:
 			r.ok = false
 		}
@@ -248,10 +258,24 @@ func (m *msgRec) decodeMsgpack(b []byte) bool {
 }
 
 func (c *clientRec) appendMsgpack(b []byte) []byte {
-	b = mpack.AppendMapHeader(b, 3)
+	n := 3
+	if c.Holes != 0 {
+		n++
+	}
+	if c.HoleFloor != 0 {
+		n++
+	}
+	b = mpack.AppendMapHeader(b, n)
 	b = appendKeyI64(b, "last", c.Last)
 	b = appendKeyU64(b, "floor", c.Floor)
-	return appendKeyU64(b, "count", c.Count)
+	b = appendKeyU64(b, "count", c.Count)
+	if c.Holes != 0 {
+		b = appendKeyU64(b, "holes", c.Holes)
+	}
+	if c.HoleFloor != 0 {
+		b = appendKeyU64(b, "hole_floor", c.HoleFloor)
+	}
+	return b
 }
 
 func (c *clientRec) decodeMsgpack(b []byte) bool {
@@ -265,6 +289,10 @@ func (c *clientRec) decodeMsgpack(b []byte) bool {
 			v.Floor = r.u64()
 		case "count":
 			v.Count = r.u64()
+		case "holes":
+			v.Holes = r.u64()
+		case "hole_floor":
+			v.HoleFloor = r.u64()
 		default:
 			r.ok = false
 		}
@@ -335,11 +363,25 @@ func (res *Result) decodeMsgpack(b []byte) bool {
 }
 
 func (ev *SendEvent) appendMsgpack(b []byte) []byte {
-	b = mpack.AppendMapHeader(b, 4)
+	n := 4
+	if ev.FromOrigin != 0 {
+		n++
+	}
+	if ev.ToOrigin != 0 {
+		n++
+	}
+	b = mpack.AppendMapHeader(b, n)
 	b = appendKeyU64(b, "id", ev.MessageID)
 	b = appendKeyU64(b, "from", ev.FromUID)
 	b = appendKeyU64(b, "to", ev.ToUID)
-	return appendKeyStr(b, "body", ev.Body)
+	b = appendKeyStr(b, "body", ev.Body)
+	if ev.FromOrigin != 0 {
+		b = appendKeyU64(b, "from_o", ev.FromOrigin)
+	}
+	if ev.ToOrigin != 0 {
+		b = appendKeyU64(b, "to_o", ev.ToOrigin)
+	}
+	return b
 }
 
 func (ev *SendEvent) decodeMsgpack(b []byte) bool {
@@ -355,6 +397,10 @@ func (ev *SendEvent) decodeMsgpack(b []byte) bool {
 			v.ToUID = r.u64()
 		case "body":
 			v.Body = r.str()
+		case "from_o":
+			v.FromOrigin = r.u64()
+		case "to_o":
+			v.ToOrigin = r.u64()
 		default:
 			r.ok = false
 		}
@@ -366,9 +412,17 @@ func (ev *SendEvent) decodeMsgpack(b []byte) bool {
 }
 
 func (ev *DeliverEvent) appendMsgpack(b []byte) []byte {
-	b = mpack.AppendMapHeader(b, 2)
+	n := 2
+	if ev.Origin != 0 {
+		n++
+	}
+	b = mpack.AppendMapHeader(b, n)
 	b = appendKeyU64(b, "uid", ev.UID)
-	return appendKeyU64s(b, "ids", ev.MessageIDs)
+	b = appendKeyU64s(b, "ids", ev.MessageIDs)
+	if ev.Origin != 0 {
+		b = appendKeyU64(b, "o", ev.Origin)
+	}
+	return b
 }
 
 func (ev *DeliverEvent) decodeMsgpack(b []byte) bool {
@@ -382,6 +436,8 @@ func (ev *DeliverEvent) decodeMsgpack(b []byte) bool {
 			// Bounded as IDList.DecodeMsgpack bounds it: a longer list is
 			// left to it, to refuse.
 			v.MessageIDs = r.u64s(MaxIDsPerCommand)
+		case "o":
+			v.Origin = r.u64()
 		default:
 			r.ok = false
 		}

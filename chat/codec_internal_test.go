@@ -70,13 +70,13 @@ func randomValues(rng *rand.Rand) []fastCodec {
 	}
 	b := func() bool { return rng.IntN(2) == 0 }
 	return []fastCodec{
-		&userRec{ID: u64(), Name: str(), Hash: str(), Created: i64(), Unread: u64(), History: u64()},
+		&userRec{ID: u64(), Name: str(), Hash: str(), Created: i64(), Unread: u64(), History: u64(), Origin: u64()},
 		&msgRec{ID: u64(), From: u64(), FromName: str(), To: u64(), ToName: str(), Body: str(), Time: i64(),
 			Offset: u64(), SenderView: b(), RecipientView: b(), Delivered: b()},
-		&clientRec{Last: i64(), Floor: u64(), Count: u64()},
+		&clientRec{Last: i64(), Floor: u64(), Count: u64(), Holes: u64(), HoleFloor: u64()},
 		&Result{Code: str(), Message: str(), UserID: u64(), MessageID: u64(), Time: i64(), IDs: ids()},
-		&SendEvent{MessageID: u64(), FromUID: u64(), ToUID: u64(), Body: str()},
-		&DeliverEvent{UID: u64(), MessageIDs: ids()},
+		&SendEvent{MessageID: u64(), FromUID: u64(), ToUID: u64(), Body: str(), FromOrigin: u64(), ToOrigin: u64()},
+		&DeliverEvent{UID: u64(), MessageIDs: ids(), Origin: u64()},
 	}
 }
 

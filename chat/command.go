@@ -55,7 +55,11 @@ type Env struct {
 	// events do not carry it: the server stamps the same value on their
 	// records (Record.Time), which is what Apply uses.
 	Now int64
-	// NewMessageID returns a cluster-wide unique, non-zero message id.
+	// NewMessageID returns the non-zero id of the message a send creates.
+	// The server returns MessageID(client id, seq) of the request, so that
+	// every primary deciding the request (a retry on both sides of a forked
+	// log) assigns the same id. Apply stores the message under another id
+	// only if that one is taken (see MessageID), and its Result says which.
 	NewMessageID func() uint64
 	// Rand is the source of password salts (crypto/rand.Reader in
 	// production).
@@ -123,7 +127,7 @@ func decideRegister(kv KV, env Env, cmd Register) (Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
-	return &RegisterEvent{Name: cmd.Name, PasswordHash: hash}, nil
+	return &RegisterEvent{Name: cmd.Name, PasswordHash: hash, Origin: true}, nil
 }
 
 func decideSend(kv KV, env Env, cmd Send) (Event, error) {
@@ -154,14 +158,16 @@ func decideSend(kv KV, env Env, cmd Send) (Event, error) {
 	if id == 0 {
 		return nil, errors.New("chat: Env.NewMessageID returned 0")
 	}
-	return &SendEvent{MessageID: id, FromUID: from.ID, ToUID: to.ID, Body: cmd.Body}, nil
+	return &SendEvent{MessageID: id, FromUID: from.ID, ToUID: to.ID, Body: cmd.Body,
+		FromOrigin: from.Origin, ToOrigin: to.Origin}, nil
 }
 
 func decideDeliver(kv KV, cmd Deliver) (Event, error) {
 	if err := checkIDs(cmd.MessageIDs); err != nil {
 		return nil, err
 	}
-	if _, err := liveUser(kv, cmd.UID); err != nil {
+	u, err := liveUser(kv, cmd.UID)
+	if err != nil {
 		return nil, err
 	}
 	ids := sortedIDs(cmd.MessageIDs)
@@ -177,14 +183,15 @@ func decideDeliver(kv KV, cmd Deliver) (Event, error) {
 			return nil, fmt.Errorf("%w: message %d was not sent to you", ErrForbidden, id)
 		}
 	}
-	return &DeliverEvent{UID: cmd.UID, MessageIDs: ids}, nil
+	return &DeliverEvent{UID: cmd.UID, MessageIDs: ids, Origin: u.Origin}, nil
 }
 
 func decideDeleteMessages(kv KV, cmd DeleteMessages) (Event, error) {
 	if err := checkIDs(cmd.IDs); err != nil {
 		return nil, err
 	}
-	if _, err := liveUser(kv, cmd.UID); err != nil {
+	u, err := liveUser(kv, cmd.UID)
+	if err != nil {
 		return nil, err
 	}
 	ids := sortedIDs(cmd.IDs)
@@ -200,12 +207,13 @@ func decideDeleteMessages(kv KV, cmd DeleteMessages) (Event, error) {
 			return nil, err
 		}
 	}
-	return &DeleteMessagesEvent{UID: cmd.UID, IDs: ids}, nil
+	return &DeleteMessagesEvent{UID: cmd.UID, IDs: ids, Origin: u.Origin}, nil
 }
 
 func decideDeleteAccount(kv KV, cmd DeleteAccount) (Event, error) {
-	if _, err := liveUser(kv, cmd.UID); err != nil {
+	u, err := liveUser(kv, cmd.UID)
+	if err != nil {
 		return nil, err
 	}
-	return &DeleteAccountEvent{UID: cmd.UID}, nil
+	return &DeleteAccountEvent{UID: cmd.UID, Origin: u.Origin}, nil
 }

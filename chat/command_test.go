@@ -24,6 +24,7 @@ func TestDecide(t *testing.T) {
 	_, err := h.exec("c", 1000, chat.DeleteMessages{UID: ann, IDs: []uint64{gone}})
 	require.NoError(t, err)
 	next := h.nextID + 1
+	o := h.origins
 
 	tests := []struct {
 		name string
@@ -41,11 +42,12 @@ func TestDecide(t *testing.T) {
 		{"register taken", chat.Register{Name: "ann", Password: "pw"}, nil, "user_exists"},
 
 		{"send", chat.Send{FromUID: ann, To: "bob", Body: "yo"},
-			&chat.SendEvent{MessageID: next, FromUID: ann, ToUID: bob, Body: "yo"}, ""},
+			&chat.SendEvent{MessageID: next, FromUID: ann, ToUID: bob, Body: "yo", FromOrigin: o[ann], ToOrigin: o[bob]}, ""},
 		{"send to self", chat.Send{FromUID: ann, To: "ann", Body: "note"},
-			&chat.SendEvent{MessageID: next, FromUID: ann, ToUID: ann, Body: "note"}, ""},
+			&chat.SendEvent{MessageID: next, FromUID: ann, ToUID: ann, Body: "note", FromOrigin: o[ann], ToOrigin: o[ann]}, ""},
 		{"send max body", chat.Send{FromUID: ann, To: "bob", Body: strings.Repeat("x", chat.MaxBodyBytes)},
-			&chat.SendEvent{MessageID: next, FromUID: ann, ToUID: bob, Body: strings.Repeat("x", chat.MaxBodyBytes)}, ""},
+			&chat.SendEvent{MessageID: next, FromUID: ann, ToUID: bob, Body: strings.Repeat("x", chat.MaxBodyBytes),
+				FromOrigin: o[ann], ToOrigin: o[bob]}, ""},
 		{"send empty", chat.Send{FromUID: ann, To: "bob", Body: ""}, nil, "empty_message"},
 		{"send too large", chat.Send{FromUID: ann, To: "bob", Body: strings.Repeat("x", chat.MaxBodyBytes+1)}, nil, "message_too_large"},
 		{"send not utf8", chat.Send{FromUID: ann, To: "bob", Body: "\xff"}, nil, "invalid_argument"},
@@ -54,7 +56,7 @@ func TestDecide(t *testing.T) {
 		{"send invalid recipient", chat.Send{FromUID: ann, To: "z z", Body: "x"}, nil, "invalid_name"},
 
 		{"deliver", chat.Deliver{UID: bob, MessageIDs: []uint64{toBob, toBob}},
-			&chat.DeliverEvent{UID: bob, MessageIDs: []uint64{toBob}}, ""},
+			&chat.DeliverEvent{UID: bob, MessageIDs: []uint64{toBob}, Origin: o[bob]}, ""},
 		{"deliver none", chat.Deliver{UID: bob}, nil, "invalid_argument"},
 		{"deliver too many", chat.Deliver{UID: bob, MessageIDs: make([]uint64, chat.MaxIDsPerCommand+1)}, nil, "invalid_argument"},
 		{"deliver unknown user", chat.Deliver{UID: 99, MessageIDs: []uint64{toBob}}, nil, "unknown_user"},
@@ -62,14 +64,14 @@ func TestDecide(t *testing.T) {
 		{"deliver not mine", chat.Deliver{UID: bob, MessageIDs: []uint64{toAnn}}, nil, "forbidden"},
 
 		{"delete messages", chat.DeleteMessages{UID: ann, IDs: []uint64{toAnn, toBob}},
-			&chat.DeleteMessagesEvent{UID: ann, IDs: []uint64{toBob, toAnn}}, ""},
+			&chat.DeleteMessagesEvent{UID: ann, IDs: []uint64{toBob, toAnn}, Origin: o[ann]}, ""},
 		{"delete none", chat.DeleteMessages{UID: ann}, nil, "invalid_argument"},
 		{"delete unknown user", chat.DeleteMessages{UID: 99, IDs: []uint64{toBob}}, nil, "unknown_user"},
 		{"delete missing", chat.DeleteMessages{UID: ann, IDs: []uint64{toBob, 12345}}, nil, "not_found"},
 		{"delete own view gone", chat.DeleteMessages{UID: ann, IDs: []uint64{gone}}, nil, "not_found"},
 		{"delete others'", chat.DeleteMessages{UID: h.register("cy"), IDs: []uint64{toBob}}, nil, "forbidden"},
 
-		{"delete account", chat.DeleteAccount{UID: bob}, &chat.DeleteAccountEvent{UID: bob}, ""},
+		{"delete account", chat.DeleteAccount{UID: bob}, &chat.DeleteAccountEvent{UID: bob, Origin: o[bob]}, ""},
 		{"delete unknown account", chat.DeleteAccount{UID: 99}, nil, "unknown_user"},
 		{"nil command", nil, nil, "invalid_argument"},
 	}
@@ -92,6 +94,7 @@ func TestDecide(t *testing.T) {
 			reg, ok := evs[0].(*chat.RegisterEvent)
 			require.True(t, ok, "got %T", evs[0])
 			assert.Equal(t, tt.cmd.(chat.Register).Name, reg.Name)
+			assert.True(t, reg.Origin, "the account takes its origin from its request")
 			assert.True(t, strings.HasPrefix(reg.PasswordHash, "$argon2id$v=19$m=8,t=1,p=1$"), reg.PasswordHash)
 			assert.NotContains(t, reg.PasswordHash, "pw")
 		})

@@ -3,6 +3,8 @@ package chat
 import (
 	"errors"
 	"fmt"
+
+	"github.com/replichat/replichat/eventlog"
 )
 
 // codedError is a sentinel that carries a stable wire code, so that the
@@ -41,8 +43,8 @@ var (
 	// ErrExpiredRequest: a (client id, seq) older than the dedup window of
 	// that client. It was applied (or rejected) long ago; its result is gone.
 	ErrExpiredRequest = &codedError{"expired_request", "request too old to deduplicate"}
-	// ErrMessageExists: a send whose primary-assigned message id is already
-	// used (a re-submission whose dedup entry expired). Never applied twice.
+	// ErrMessageExists: a send whose message id and every probe candidate
+	// after it (see MessageID) are already used. Practically never.
 	ErrMessageExists = &codedError{"message_exists", "message id already used"}
 )
 
@@ -63,6 +65,15 @@ var (
 	ErrInconsistent = errors.New("chat: inconsistent state")
 	// ErrBadSnapshot: a snapshot stream that is malformed or fails its digest.
 	ErrBadSnapshot = errors.New("chat: bad snapshot")
+	// ErrIncompleteRollback is wrapped by *IncompleteRollbackError: the
+	// store holds a RollbackTo that did not finish (a crash or a store
+	// failure mid-way). Apply refuses to run until RollbackTo completes it
+	// or a snapshot restore (a reset) replaces the state.
+	ErrIncompleteRollback = errors.New("chat: incomplete rollback")
+	// ErrUndoUnavailable: RollbackTo cannot reach the offset asked, as the
+	// undo history does not go back that far (see State.RollbackTo). The
+	// state is unchanged; reset it and replay the log instead.
+	ErrUndoUnavailable = errors.New("chat: undo history does not reach back")
 )
 
 // CodeInternal is the code of errors that are not domain errors.
@@ -119,6 +130,20 @@ func (e *GapError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrGap) true.
 func (e *GapError) Unwrap() error { return ErrGap }
+
+// IncompleteRollbackError reports a rollback that did not finish: the state
+// is consistent as of its Applied offset, but holds records after To that
+// the log may no longer have.
+type IncompleteRollbackError struct {
+	To eventlog.Offset // the offset the rollback was undoing to
+}
+
+func (e *IncompleteRollbackError) Error() string {
+	return fmt.Sprintf("chat: incomplete rollback to offset %d: finish it (RollbackTo) or reset the state", e.To)
+}
+
+// Unwrap makes errors.Is(err, ErrIncompleteRollback) true.
+func (e *IncompleteRollbackError) Unwrap() error { return ErrIncompleteRollback }
 
 // resultError is the error a stored Result stands for: its text is the
 // original message and it unwraps to the sentinel of its code.

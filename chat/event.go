@@ -28,39 +28,58 @@ type Event interface {
 }
 
 // RegisterEvent creates an account. The user id is assigned at apply time
-// from a counter in the state, so it is the same on every replica.
+// from a counter in the state, so it is the same on every replica that
+// applied the same log (but not on both sides of a forked one: see the
+// origins in origin.go).
 type RegisterEvent struct {
 	Name string `msgpack:"name"`
 	// PasswordHash is the PHC-encoded argon2id hash, never the password.
 	PasswordHash string `msgpack:"hash"`
+	// Origin: the account takes AccountOrigin of the record's (client id,
+	// seq) as its identity across forks. Decide always sets it; events
+	// written before origins existed lack it, and their accounts have no
+	// origin, as they had none when those logs were first applied.
+	Origin bool `msgpack:"o,omitempty"`
 }
 
-// SendEvent sends a message. Sender and recipient are user ids resolved at
-// decide time: if either account is deleted (and its name perhaps re-used)
-// before the event applies, the send is rejected rather than misdelivered.
+// SendEvent sends a message. Sender and recipient are accounts resolved at
+// decide time, each named by its user id there and its origin (0: none;
+// see origin.go): if either account is deleted (and its name perhaps
+// re-used) before the event applies, or does not exist on this side of a
+// forked log, the send is rejected rather than misdelivered.
 type SendEvent struct {
-	// MessageID is assigned by the primary, so a re-submitted send keeps it.
+	// MessageID is assigned by the primary (MessageID of the request), so
+	// a re-submitted send keeps it. Apply stores the message under it, or
+	// under the next free id of its probe sequence if it is taken.
 	MessageID uint64 `msgpack:"id"`
 	FromUID   uint64 `msgpack:"from"`
 	ToUID     uint64 `msgpack:"to"`
 	Body      string `msgpack:"body"`
+	// FromOrigin and ToOrigin are the accounts' origins.
+	FromOrigin uint64 `msgpack:"from_o,omitempty"`
+	ToOrigin   uint64 `msgpack:"to_o,omitempty"`
 }
 
-// DeliverEvent marks messages in UID's unread queue as delivered.
+// DeliverEvent marks messages in the unread queue of the account UID
+// (origin Origin) as delivered.
 type DeliverEvent struct {
 	UID        uint64 `msgpack:"uid"`
 	MessageIDs IDList `msgpack:"ids"` // sorted, unique
+	Origin     uint64 `msgpack:"o,omitempty"`
 }
 
-// DeleteMessagesEvent deletes UID's view of messages it sent or received.
+// DeleteMessagesEvent deletes the view of the account UID (origin Origin)
+// of messages it sent or received.
 type DeleteMessagesEvent struct {
-	UID uint64 `msgpack:"uid"`
-	IDs IDList `msgpack:"ids"` // sorted, unique
+	UID    uint64 `msgpack:"uid"`
+	IDs    IDList `msgpack:"ids"` // sorted, unique
+	Origin uint64 `msgpack:"o,omitempty"`
 }
 
-// DeleteAccountEvent deletes the account UID.
+// DeleteAccountEvent deletes the account UID (origin Origin).
 type DeleteAccountEvent struct {
-	UID uint64 `msgpack:"uid"`
+	UID    uint64 `msgpack:"uid"`
+	Origin uint64 `msgpack:"o,omitempty"`
 }
 
 // IDList is a list of message ids in an event. It decodes itself so that a

@@ -23,10 +23,15 @@ type harness struct {
 	recs   []eventlog.Record
 	now    int64
 	nextID uint64
+	// origins maps the users register created to their account origins.
+	origins map[uint64]uint64
+	// prefix starts the client ids of register and send (another
+	// replica's clients, on the other side of a fork).
+	prefix string
 }
 
 func newHarness(t testing.TB, store chat.Store) *harness {
-	h := &harness{t: t, store: store, st: chat.NewState(store), now: 1_700_000_000e9}
+	h := &harness{t: t, store: store, st: chat.NewState(store), now: 1_700_000_000e9, origins: map[uint64]uint64{}}
 	h.env = chat.Env{
 		NewMessageID: func() uint64 { h.nextID++; return h.nextID },
 		Rand:         rand.NewChaCha8([32]byte{1}),
@@ -76,15 +81,17 @@ func (h *harness) exec(client string, seq uint64, cmd chat.Command) (chat.Result
 // register creates name (password "pw-"+name) and returns its id.
 func (h *harness) register(name string) uint64 {
 	h.t.Helper()
-	res, err := h.exec("reg-"+name, uint64(len(h.recs)+1), chat.Register{Name: name, Password: "pw-" + name})
+	seq, client := uint64(len(h.recs)+1), h.prefix+"reg-"+name
+	res, err := h.exec(client, seq, chat.Register{Name: name, Password: "pw-" + name})
 	require.NoError(h.t, err)
+	h.origins[res.UserID] = chat.AccountOrigin(client, seq)
 	return res.UserID
 }
 
 // send sends body and returns the message id.
 func (h *harness) send(from uint64, to, body string) uint64 {
 	h.t.Helper()
-	res, err := h.exec("c", uint64(len(h.recs)+1), chat.Send{FromUID: from, To: to, Body: body})
+	res, err := h.exec(h.prefix+"c", uint64(len(h.recs)+1), chat.Send{FromUID: from, To: to, Body: body})
 	require.NoError(h.t, err)
 	return res.MessageID
 }
@@ -94,3 +101,6 @@ func digest(t testing.TB, st *chat.State) []byte {
 	require.NoError(t, err)
 	return d
 }
+
+// snapErr drops the offset WriteSnapshot returns.
+func snapErr(_ eventlog.Offset, err error) error { return err }

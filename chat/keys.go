@@ -19,12 +19,25 @@ import (
 //	purge                           -> []uid: deleted accounts whose views remain
 //	u/<uid>                         -> userRec
 //	n/<name>                        -> uid of the live account named name
+//	o/<origin>                      -> uid of the live account of that origin (origin.go)
 //	m/<msgid>                       -> msgRec
 //	h/<uid><offset>                 -> msgid: uid's history view of the send at offset
 //	q/<uid><offset>                 -> msgid: uid's unread queue (subset of h/)
 //	d/c/<len16><client>             -> clientRec: dedup bookkeeping of a client
 //	d/r/<len16><client><seq>        -> Result of (client, seq)
 //	d/t/<time><len16><client>       -> "": clients by last activity (to the hour), for expiry
+//	d/h/<len16><client><hi>         -> lo: a hole [lo, hi] of the client's seqs (see dedup.go)
+//
+// Local keys: bookkeeping of this replica only, different on every replica
+// (undo.go). They start with '~', which sorts after the first byte of every
+// replicated key (all of those start with a lower-case letter), so the
+// replicated state is exactly the keys below prefixLocal: Digest, snapshots
+// and Check stop there.
+//
+//	~undo/meta                      -> undoMeta: counts of the undo history
+//	~undo/rollback                  -> offset: present only while a RollbackTo to it runs
+//	~undo/h/<last>                  -> undoHeader of the batch that ended at offset last
+//	~undo/p/<last><page32>          -> a page of that batch's undo entries
 var (
 	keyApplied   = []byte("applied")
 	keyRestoring = []byte("restoring")
@@ -35,12 +48,20 @@ var (
 
 	prefixUser    = []byte("u/")
 	prefixName    = []byte("n/")
+	prefixOrigin  = []byte("o/")
 	prefixMsg     = []byte("m/")
 	prefixHistory = []byte("h/")
 	prefixQueue   = []byte("q/")
 	prefixClient  = []byte("d/c/")
 	prefixResult  = []byte("d/r/")
 	prefixIdle    = []byte("d/t/")
+	prefixHole    = []byte("d/h/")
+
+	prefixLocal      = []byte("~")
+	keyUndoMeta      = []byte("~undo/meta")
+	keyRollback      = []byte("~undo/rollback")
+	prefixUndoHeader = []byte("~undo/h/")
+	prefixUndoPage   = []byte("~undo/p/")
 )
 
 func u64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
@@ -53,6 +74,7 @@ func keyBuf(prefix []byte, extra int) []byte {
 
 func userKey(uid uint64) []byte       { return u64(keyBuf(prefixUser, 8), uid) }
 func nameKey(name string) []byte      { return append(keyBuf(prefixName, len(name)), name...) }
+func originKey(origin uint64) []byte  { return u64(keyBuf(prefixOrigin, 8), origin) }
 func msgKey(id uint64) []byte         { return u64(keyBuf(prefixMsg, 8), id) }
 func historyPrefix(uid uint64) []byte { return u64(keyBuf(prefixHistory, 8), uid) }
 func queuePrefix(uid uint64) []byte   { return u64(keyBuf(prefixQueue, 8), uid) }
@@ -75,6 +97,20 @@ func resultPrefix(client string) []byte {
 func resultKey(client string, seq uint64) []byte {
 	return u64(appendClientPart(keyBuf(prefixResult, 2+len(client)+8), client), seq)
 }
+func holePrefix(client string) []byte {
+	return appendClientPart(keyBuf(prefixHole, 2+len(client)), client)
+}
+
+// holeKey is the key of client's hole that ends at hi: keyed by its end, so
+// that the hole holding seq (if any) is the first key at or after
+// holeKey(client, seq).
+func holeKey(client string, hi uint64) []byte {
+	return u64(appendClientPart(keyBuf(prefixHole, 2+len(client)+8), client), hi)
+}
+func undoHeaderKey(last uint64) []byte { return u64(keyBuf(prefixUndoHeader, 8), last) }
+func undoPageKey(last uint64, page uint32) []byte {
+	return binary.BigEndian.AppendUint32(u64(keyBuf(prefixUndoPage, 12), last), page)
+}
 func idleKey(t uint64, client string) []byte {
 	return appendClientPart(u64(keyBuf(prefixIdle, 8+2+len(client)), t), client)
 }
@@ -95,7 +131,8 @@ func decodeU64(v []byte) (uint64, error) {
 }
 
 // userRec is a live account. Invariant: Unread == number of q/<ID> keys,
-// History == number of h/<ID> keys, and n/<Name> holds ID.
+// History == number of h/<ID> keys, n/<Name> holds ID, and o/<Origin>
+// holds ID if Origin != 0.
 type userRec struct {
 	ID      uint64 `msgpack:"id"`
 	Name    string `msgpack:"name"`
@@ -103,6 +140,11 @@ type userRec struct {
 	Created int64  `msgpack:"created"`
 	Unread  uint64 `msgpack:"unread"`
 	History uint64 `msgpack:"history"`
+	// Origin is the account's identity across forks (AccountOrigin of its
+	// register request), 0 for an account registered without one. Omitted
+	// when zero, so that such an account keeps the bytes it had before
+	// origins existed.
+	Origin uint64 `msgpack:"origin,omitempty"`
 }
 
 // msgRec is a message. Invariant: SenderView <=> h/<From><Offset> exists,
@@ -124,14 +166,24 @@ type msgRec struct {
 }
 
 // clientRec is the dedup bookkeeping of one client. Invariant: Count ==
-// number of d/r/<client> keys, d/t/<Last><client> exists, and every stored
-// seq is > Floor.
+// number of d/r/<client> keys, d/t/<Last><client> exists, every stored seq
+// is > Floor, Holes == number of d/h/<client> keys <= maxHolesPerClient,
+// HoleFloor <= Floor, and every hole [lo, hi] has HoleFloor < lo <= hi <=
+// Floor, disjoint from and not adjacent to the others.
+//
+// The hole fields are omitted when zero, so that a client without holes
+// keeps the bytes (and digests) it had before holes existed.
 type clientRec struct {
 	// Last is the clock at its last request, or up to dedupIdleGrain
 	// earlier: it is moved only when the clock passed it by the grain.
 	Last  int64  `msgpack:"last"`
 	Floor uint64 `msgpack:"floor"` // highest seq evicted from the window
 	Count uint64 `msgpack:"count"`
+	// Holes counts the hole ranges kept (d/h/ keys).
+	Holes uint64 `msgpack:"holes,omitempty"`
+	// HoleFloor is the highest seq whose hole knowledge was forgotten: at
+	// or below it, the table cannot tell an applied seq from a hole.
+	HoleFloor uint64 `msgpack:"hole_floor,omitempty"`
 }
 
 func getRec(kv KV, key []byte, into any) (bool, error) {

@@ -13,7 +13,7 @@ func TestState_LoadErrReportsAnInterruptedRestore(t *testing.T) {
 	s := NewState(store)
 	require.ErrorIs(t, s.LoadErr(), ErrIncompleteRestore)
 	var empty bytes.Buffer
-	require.NoError(t, NewState(NewMemStore()).WriteSnapshot(&empty))
+	require.NoError(t, snapErr(NewState(NewMemStore()).WriteSnapshot(&empty)))
 	require.NoError(t, s.RestoreSnapshot(&empty))
 	require.NoError(t, s.LoadErr(), "a completed restore repairs the state")
 	require.NoError(t, NewState(NewMemStore()).LoadErr())

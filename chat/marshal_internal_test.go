@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"bufio"
+	"bytes"
 	"strings"
 	"testing"
 
@@ -51,4 +53,42 @@ func BenchmarkMarshal(b *testing.B) {
 			}
 		}
 	})
+}
+
+// appendSnapEntry gives the bytes of the reflection encoding of a
+// snapshot entry, so that snapshots read back as before.
+func TestAppendSnapEntry_MatchesReflection(t *testing.T) {
+	for _, tc := range []struct{ k, v []byte }{
+		{[]byte("applied"), []byte{0, 0, 0, 0, 0, 0, 0, 7}},
+		{[]byte("d/t/idle"), nil},
+		{[]byte("d/t/idle"), []byte{}},
+		{bytes.Repeat([]byte("k"), 300), bytes.Repeat([]byte("v"), 70000)},
+		{[]byte("m/x"), bytes.Repeat([]byte("v"), 255)},
+		{[]byte("m/x"), bytes.Repeat([]byte("v"), 256)},
+	} {
+		want, err := msgpack.Marshal(&snapEntry{Key: tc.k, Value: tc.v})
+		require.NoError(t, err)
+		assert.Equal(t, want, appendSnapEntry(nil, tc.k, tc.v), "key of %d bytes, value of %d", len(tc.k), len(tc.v))
+	}
+}
+
+// readSnapEntry reads what the reflection encoder writes, every shape of
+// entry, and refuses what is not an entry.
+func TestReadSnapEntry_ReadsReflectionEncoding(t *testing.T) {
+	for _, want := range []snapEntry{
+		{Key: []byte("applied"), Value: []byte{0, 0, 0, 0, 0, 0, 0, 7}},
+		{Key: []byte("d/t/idle")},
+		{Key: bytes.Repeat([]byte("k"), 300), Value: bytes.Repeat([]byte("v"), 70000)},
+		{End: true, Sum: bytes.Repeat([]byte{9}, 32)},
+	} {
+		b, err := msgpack.Marshal(&want)
+		require.NoError(t, err)
+		var got snapEntry
+		require.NoError(t, readSnapEntry(bufio.NewReader(bytes.NewReader(b)), &got))
+		assert.Equal(t, want, got)
+	}
+	for _, bad := range [][]byte{{}, {0x81}, {0x81, 0xa1, 'x', 0xc0}, {0x81, 0xa1, 'k', 0xa1, 'x'}, {0x81, 0xa1, 'k', 0xc4, 9, 1}} {
+		var e snapEntry
+		assert.Error(t, readSnapEntry(bufio.NewReader(bytes.NewReader(bad)), &e), "% x", bad)
+	}
 }

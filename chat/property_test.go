@@ -1,9 +1,9 @@
 package chat_test
 
-// Goal: random command sequences (seeded, reproducible) keep every
-// invariant Check knows, and the same log applied to a MemStore and to
-// Badger (chatdb), in different batchings and across restarts, gives
-// byte-identical states.
+// Goal: random command sequences (seeded, reproducible), with retries and
+// re-submissions of earlier requests, keep every invariant Check knows, and
+// the same log applied to a MemStore and to Badger (chatdb), in different
+// batchings and across restarts, gives byte-identical states.
 
 import (
 	"flag"
@@ -118,6 +118,9 @@ func runRandom(t *testing.T, seed uint64, steps int) {
 		case r < 4 && len(h.recs) > 0: // a retry of an earlier request
 			old := h.recs[rng.IntN(len(h.recs))]
 			if old.ClientID != "" {
+				if rng.IntN(2) == 0 { // re-submitted after a fork
+					old.OrigEpoch, old.OrigOffset = old.Epoch, old.Offset
+				}
 				old.Offset = eventlog.Offset(len(h.recs) + 1)
 				h.recs = append(h.recs, old)
 				pending = append(pending, old)

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"encoding/binary"
 	"fmt"
 	"path"
 	"strings"
@@ -264,6 +265,99 @@ func (s *State) History(uid uint64, with string, after eventlog.Offset, limit in
 		return nil, 0, fmt.Errorf("read history of user %d: %w", uid, err)
 	}
 	return out, next, nil
+}
+
+// HistoryLast is History from the end: uid's newest messages, at most
+// limit, of those at offsets before before (0: the whole history), still
+// oldest first, with the same with filter and errors. prev is the cursor of
+// the older page before them (pass it as before), 0 when they start the
+// history.
+//
+// KV scans forward only, so this walks uid's history index from its start
+// up to before, keeping the last limit+1 entries: its cost grows with the
+// history's length, not the page's. Only with != "" loads every message on
+// the way (to match the other party); otherwise only the page's are loaded.
+func (s *State) HistoryLast(uid uint64, with string, before eventlog.Offset, limit int) ([]Message, eventlog.Offset, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, 0, err
+	}
+	type entry struct{ off, id uint64 }
+	var (
+		out  []Message
+		prev eventlog.Offset
+	)
+	err := s.store.View(func(kv KV) error {
+		var peer uint64
+		if with != "" {
+			p, ok, err := getUserByName(kv, with)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: %q", ErrUnknownUser, with)
+			}
+			peer = p.ID
+		}
+		// ring holds the last len(ring) matching entries; next is where
+		// the following one goes once it is full.
+		ring := make([]entry, 0, limit+1)
+		next := 0
+		prefix := historyPrefix(uid)
+		err := kv.Scan(prefix, nil, func(k, v []byte) (bool, error) {
+			if len(k) != len(prefix)+8 {
+				return false, fmt.Errorf("%w: history key of %d bytes", ErrInconsistent, len(k))
+			}
+			off := binary.BigEndian.Uint64(k[len(prefix):])
+			if before > 0 && off >= uint64(before) {
+				return false, nil
+			}
+			id, err := decodeU64(v)
+			if err != nil {
+				return false, err
+			}
+			if peer != 0 {
+				m, err := indexedMsg(kv, v)
+				if err != nil {
+					return false, err
+				}
+				if !(m.From == peer && m.To == uid) && !(m.To == peer && m.From == uid) {
+					return true, nil
+				}
+			}
+			if len(ring) < cap(ring) {
+				ring = append(ring, entry{off, id})
+			} else {
+				ring[next] = entry{off, id}
+				next = (next + 1) % len(ring)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		ordered := append(ring[next:len(ring):len(ring)], ring[:next]...)
+		if len(ordered) > limit {
+			// One more than the page: there is an older page.
+			ordered = ordered[1:]
+			prev = eventlog.Offset(ordered[0].off)
+		}
+		out = make([]Message, 0, len(ordered))
+		for _, e := range ordered {
+			m, ok, err := getMsg(kv, e.id)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: history index names missing message %d", ErrInconsistent, e.id)
+			}
+			out = append(out, m.public())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the end of the history of user %d: %w", uid, err)
+	}
+	return out, prev, nil
 }
 
 // Message returns message id, ok false if no view of it remains. Callers

@@ -10,13 +10,14 @@ import (
 	"github.com/replichat/replichat/eventlog"
 )
 
-// ApplyWithResults must return exactly what Result reads back afterwards,
-// for every request it applied, and nothing for the ones it skipped.
+// ApplyWithResults must report every client record it meets, in offset
+// order: for a request it applied, exactly what Result reads back
+// afterwards; for a duplicate, that it was skipped.
 func TestState_ApplyWithResults(t *testing.T) {
 	h := newHarness(t, chat.NewMemStore())
 	runScript(t, h)
 	// Add a duplicate of an applied request and a request that fails.
-	dup := h.recs[len(h.recs)-1]
+	dup := h.recs[len(h.recs)-3] // register cy again: the last client request
 	dup.Offset = eventlog.Offset(len(h.recs) + 1)
 	h.recs = append(h.recs, dup)
 	h.record("late", 1, &chat.SendEvent{MessageID: 999999, FromUID: 12345, ToUID: 1, Body: "x"})
@@ -43,18 +44,29 @@ func TestState_ApplyWithResults(t *testing.T) {
 			seen := map[[2]any]bool{}
 			for _, r := range h.recs {
 				k := [2]any{r.ClientID, r.Seq}
-				if r.ClientID == "" || seen[k] {
-					continue // protocol records and duplicates store no result
+				if r.ClientID == "" {
+					continue // protocol records have no outcome
+				}
+				if seen[k] {
+					want = append(want, chat.AppliedResult{Offset: r.Offset, ClientID: r.ClientID, Seq: r.Seq, Outcome: chat.OutcomeDuplicate})
+					continue
 				}
 				seen[k] = true
 				res, ok, err := st.Result(r.ClientID, r.Seq)
 				require.NoError(t, err)
 				require.True(t, ok)
-				want = append(want, chat.AppliedResult{ClientID: r.ClientID, Seq: r.Seq, Result: res})
+				o := chat.OutcomeApplied
+				if res.Code != "" {
+					o = chat.OutcomeRejected
+				}
+				want = append(want, chat.AppliedResult{Offset: r.Offset, ClientID: r.ClientID, Seq: r.Seq, Outcome: o, Result: res})
 			}
 			assert.Equal(t, want, results)
+			dupe := results[len(results)-2]
+			assert.Equal(t, chat.OutcomeDuplicate, dupe.Outcome, "the copy of an applied request")
 			last := results[len(results)-1]
 			assert.Equal(t, "late", last.ClientID)
+			assert.Equal(t, chat.OutcomeRejected, last.Outcome)
 			assert.Error(t, last.Result.Err(), "a rejected request's result is its error")
 
 			again, err := st.ApplyWithResults(h.recs)
@@ -76,6 +88,9 @@ func TestState_ApplyWithResults_Errors(t *testing.T) {
 	require.ErrorIs(t, err, chat.ErrTxnTooBig)
 	require.NotEmpty(t, results)
 	for _, r := range results {
+		if r.Outcome == chat.OutcomeDuplicate {
+			continue
+		}
 		res, ok, err := st.Result(r.ClientID, r.Seq)
 		require.NoError(t, err)
 		require.True(t, ok, "a returned result was committed")

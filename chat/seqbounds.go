@@ -18,8 +18,10 @@ const maxSeqBounds = 1 << 16
 // Result reports as applied has seq <= max[client]. A bound may be too high
 // (a client expired since), which only costs the read; never too low. That
 // holds because the State is its store's only writer: only Apply adds
-// results (raising bounds after it commits) and RestoreSnapshot replaces
-// them all (clearing the bounds).
+// results (raising bounds after it commits), RestoreSnapshot replaces them
+// all and RollbackTo removes some (both clear the bounds). Filling a dedup
+// hole applies a seq at or below the client's Floor, which is at or below
+// its bound already (scanMaxSeq), so it needs no raise.
 type seqBounds struct {
 	mu  sync.Mutex
 	max map[string]uint64
@@ -105,8 +107,9 @@ func (t *txnSeqs) raise(client string, seq uint64) {
 }
 
 // scanMaxSeq is the highest seq of client with a stored result, or its
-// Floor if higher: results are kept only above Floor. At most
-// DedupWindow+dedupEvictBatch keys.
+// Floor if higher: results are kept only above Floor, and every seq applied
+// without a stored result (in a hole, or below HoleFloor) is at or below
+// Floor. At most DedupWindow+dedupEvictBatch keys.
 func scanMaxSeq(kv KV, client string, c clientRec) (uint64, error) {
 	maxSeq := c.Floor
 	err := kv.Scan(resultPrefix(client), resultKey(client, c.Floor+1), func(k, _ []byte) (bool, error) {

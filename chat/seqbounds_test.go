@@ -78,7 +78,7 @@ func TestState_Apply_DuplicatesAfterRestore(t *testing.T) {
 	}
 	require.NoError(t, donor.st.Apply(recs))
 	var snap bytes.Buffer
-	require.NoError(t, donor.st.WriteSnapshot(&snap))
+	require.NoError(t, snapErr(donor.st.WriteSnapshot(&snap)))
 
 	receiver := chat.NewState(chat.NewMemStore())
 	require.NoError(t, receiver.Apply(donor.recs[:4])) // register, seqs 1-3

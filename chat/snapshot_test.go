@@ -25,7 +25,9 @@ func TestState_Snapshot(t *testing.T) {
 
 	src := replay(t, h.recs[:cut], 4)
 	var buf bytes.Buffer
-	require.NoError(t, src.WriteSnapshot(&buf))
+	off, err := src.WriteSnapshot(&buf)
+	require.NoError(t, err)
+	assert.Equal(t, eventlog.Offset(cut), off, "the snapshot says which offset it covers")
 
 	// Restore over a state holding other data: it is replaced.
 	dst := newHarness(t, chat.NewMemStore())
@@ -50,7 +52,7 @@ func TestState_Snapshot_Broken(t *testing.T) {
 	h := newHarness(t, chat.NewMemStore())
 	runScript(t, h)
 	var buf bytes.Buffer
-	require.NoError(t, h.st.WriteSnapshot(&buf))
+	require.NoError(t, snapErr(h.st.WriteSnapshot(&buf)))
 	good := buf.Bytes()
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)/2] ^= 0x01
@@ -86,7 +88,7 @@ func TestState_Snapshot_Broken(t *testing.T) {
 		"apply":  reopened.Apply(h.recs[:1]),
 		"check":  reopened.Check(),
 		"digest": func() error { _, err := reopened.Digest(); return err }(),
-		"write":  reopened.WriteSnapshot(&bytes.Buffer{}),
+		"write":  snapErr(reopened.WriteSnapshot(&bytes.Buffer{})),
 	} {
 		assert.ErrorIs(t, err, chat.ErrIncompleteRestore, name)
 	}
@@ -104,6 +106,7 @@ func TestState_Check_DetectsCorruption(t *testing.T) {
 		{"history entry", "h/"},
 		{"message", "m/"},
 		{"name", "n/"},
+		{"account origin", "o/"},
 		{"dedup result", "d/r/"},
 	}
 	for _, tt := range tests {

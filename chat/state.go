@@ -41,11 +41,12 @@ const (
 	keysPerRecordHint = 8
 )
 
-// State is the chat state materialized in a Store. Apply must be called by
-// one goroutine at a time; queries may run concurrently with it (each runs in
-// one read transaction). A State must be the only writer of its store: it
-// keeps in memory what it learned of the dedup table (seqBounds) and the
-// values every request reads (committedCache).
+// State is the chat state materialized in a Store. Apply, RollbackTo and
+// RestoreSnapshot must be called by one goroutine at a time; queries and
+// SetStable may run concurrently with them (each query runs in one read
+// transaction). A State must be the only writer of its store: it keeps in
+// memory what it learned of the dedup table (seqBounds), the values every
+// request reads (committedCache) and the summary of its undo history.
 type State struct {
 	store Store
 	// applied caches the "applied" key; it is updated only after the
@@ -59,20 +60,42 @@ type State struct {
 	// committed spares Apply the reads of the keys every request reads
 	// (see committedCache).
 	committed committedCache
+
+	// stable is the offset up to which every record is durable on every
+	// replica (SetStable): batches ending at or below it record no undo.
+	// Invariant: it only grows. stableSet is false until SetStable is
+	// first called (or an undo history was found at start): until then no
+	// undo is recorded at all, as in a State that only replays (chatreplay,
+	// tests).
+	stable    atomic.Uint64
+	stableSet atomic.Bool
+	// undo is the summary of the undo history; owned by the goroutine that
+	// applies.
+	undo undoState
+	// undoLimits bound the undo history and the rollback transactions
+	// (see undo.go). Undo records are local, so the bounds may differ
+	// between replicas; tests lower them.
+	undoLimits undoLimits
 }
 
 // NewState returns the state kept in store, resuming after the offset it
 // last applied. If the store holds an incomplete snapshot restore, Applied
-// reports 0 and Apply, Check and Digest return ErrIncompleteRestore.
+// reports 0 and Apply, Check and Digest return ErrIncompleteRestore. If it
+// holds an incomplete rollback, LoadErr and Apply return an
+// *IncompleteRollbackError until RollbackTo finishes it or a restore
+// replaces the state; Applied reports where the rollback got to.
 func NewState(store Store) *State {
-	s := &State{store: store}
+	s := &State{store: store, undoLimits: defaultUndoLimits()}
 	err := store.View(func(kv KV) error {
 		if err := checkNotRestoring(kv); err != nil {
 			return err
 		}
 		off, err := getU64(kv, keyApplied)
+		if err != nil {
+			return err
+		}
 		s.applied.Store(off)
-		return err
+		return s.loadUndo(kv)
 	})
 	if err != nil {
 		err = fmt.Errorf("load chat state: %w", err)
@@ -85,8 +108,10 @@ func NewState(store Store) *State {
 func (s *State) Applied() eventlog.Offset { return eventlog.Offset(s.applied.Load()) }
 
 // LoadErr returns the error met reading the store when the State was created
-// (ErrIncompleteRestore after an interrupted RestoreSnapshot), or nil. It is
-// the constant-time start-up check; Check is the full, O(state) one.
+// (ErrIncompleteRestore after an interrupted RestoreSnapshot, an
+// *IncompleteRollbackError after an interrupted RollbackTo) or left by a
+// RollbackTo that failed part way, or nil. It is the constant-time start-up
+// check; Check is the full, O(state) one.
 func (s *State) LoadErr() error {
 	if p := s.loadErr.Load(); p != nil {
 		return *p
@@ -137,7 +162,8 @@ func failed(err error) Result { return Result{Code: Code(err), Message: err.Erro
 
 // Apply applies recs in offset order. Records at or below Applied() are
 // skipped; a record after a gap is a *GapError. Each batch is applied in
-// one Update together with the applied offset, so a crash never applies a
+// one Update together with the applied offset (and, above the stable
+// offset, its undo record: see RollbackTo), so a crash never applies a
 // record twice or loses one; a batch too big for one transaction is split,
 // down to one record per transaction.
 //
@@ -149,27 +175,85 @@ func (s *State) Apply(recs []eventlog.Record) error {
 	return s.apply(recs, nil)
 }
 
-// AppliedResult is the outcome of one client request, as Apply stored it in
-// the dedup table.
-type AppliedResult struct {
-	ClientID string
-	Seq      uint64
-	Result   Result
+// Outcome is what applying one client record did.
+type Outcome uint8
+
+// Outcomes of a client record.
+const (
+	// OutcomeApplied: applied with success; the Result says what it did.
+	OutcomeApplied Outcome = iota + 1
+	// OutcomeRejected: applied as a rejection (invalid against the state
+	// it met, e.g. its recipient was deleted meanwhile): the Result carries
+	// the domain error's Code and Message.
+	OutcomeRejected
+	// OutcomeDuplicate: skipped, the request had been applied already
+	// (its result is in the dedup table or was evicted from it; or, for a
+	// re-submitted send with Unknown set, its message is stored).
+	OutcomeDuplicate
+	// OutcomeExpired: skipped, never applied: a live request (not a
+	// re-submission) whose seq lies where the dedup table forgot what was
+	// applied (at or below its client's HoleFloor). Its client is answered
+	// ErrExpiredRequest.
+	OutcomeExpired
+	// OutcomeSkipped: a client id longer than MaxClientIDLen, which the
+	// dedup table cannot hold; the record only advanced the offset.
+	OutcomeSkipped
+)
+
+var outcomeNames = [...]string{OutcomeApplied: "applied", OutcomeRejected: "rejected",
+	OutcomeDuplicate: "duplicate", OutcomeExpired: "expired", OutcomeSkipped: "skipped"}
+
+// String returns the outcome's name ("applied", "duplicate", ...).
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) && outcomeNames[o] != "" {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("Outcome(%d)", uint8(o))
 }
 
-// ApplyWithResults is Apply that also returns the results it stored, in
-// offset order: what Result would now return for each request applied. A
-// record skipped as a duplicate (or expired) request stores none. On an
-// error, it returns the results of the transactions that committed before
-// it (when a big batch was split).
+// AppliedResult is the outcome of one client record, as Apply met it.
+type AppliedResult struct {
+	Offset   eventlog.Offset
+	ClientID string
+	Seq      uint64
+	Outcome  Outcome
+	// Result is what the request's client is answered, for OutcomeApplied
+	// and OutcomeRejected; zero otherwise. It is what Result returns for
+	// the request afterwards when the request was above its client's
+	// window; a request applied below it (in a hole, or with Unknown) has
+	// its result only here.
+	Result Result
+	// Unknown: the dedup table could not tell whether the request had
+	// been applied before (its seq is at or below its client's HoleFloor).
+	// A re-submission is applied then, unless it is a send whose message is
+	// stored (OutcomeDuplicate): it may be applied twice.
+	Unknown bool
+	// Resubmitted, OrigEpoch and OrigOffset are the record's: whether it
+	// is a re-submission of a record truncated after a fork, and where the
+	// truncated copy was (eventlog.Record.Resubmitted).
+	Resubmitted bool
+	OrigEpoch   eventlog.Epoch
+	OrigOffset  eventlog.Offset
+}
+
+func newAppliedResult(rec eventlog.Record, o Outcome, res Result, unknown bool) AppliedResult {
+	return AppliedResult{Offset: rec.Offset, ClientID: rec.ClientID, Seq: rec.Seq, Outcome: o, Result: res,
+		Unknown: unknown, Resubmitted: rec.Resubmitted(), OrigEpoch: rec.OrigEpoch, OrigOffset: rec.OrigOffset}
+}
+
+// ApplyWithResults is Apply that also returns the outcome of every client
+// record it met (chat records with a client id, above Applied()), in offset
+// order: applied or rejected with the Result it stored, skipped as a
+// duplicate or as expired, or skipped for its client id. On an error, it
+// returns the outcomes of the transactions that committed before it (when
+// a big batch was split).
 func (s *State) ApplyWithResults(recs []eventlog.Record) ([]AppliedResult, error) {
 	var results []AppliedResult
 	err := s.apply(recs, &results)
 	return results, err
 }
 
-// apply is Apply, appending the stored results to *results when it is not
-// nil.
+// apply is Apply, appending the outcomes to *results when it is not nil.
 func (s *State) apply(recs []eventlog.Record, results *[]AppliedResult) error {
 	if p := s.loadErr.Load(); p != nil {
 		return *p
@@ -177,9 +261,15 @@ func (s *State) apply(recs []eventlog.Record, results *[]AppliedResult) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	// Undo is recorded for a batch that may yet be truncated: one ending
+	// above the stable offset (read once: SetStable may raise it meanwhile,
+	// which only makes the record unneeded).
+	stable := s.stable.Load()
+	recordUndo := s.stableSet.Load() && uint64(recs[len(recs)-1].Offset) > stable
 	var (
 		last  uint64
 		batch []AppliedResult
+		meta  undoMeta
 	)
 	var sink *[]AppliedResult
 	if results != nil {
@@ -193,15 +283,28 @@ func (s *State) apply(recs []eventlog.Record, results *[]AppliedResult) error {
 		batch = batch[:0] // in case a store runs fn more than once
 		seqs = newTxnSeqs(&s.seqs)
 		cache = newCachedKV(kv, &s.committed, keysPerRecordHint*len(recs))
-		var err error
-		if last, err = applyBatch(cache, seqs, recs, sink); err != nil {
+		cache.recordUndo = recordUndo
+		// Before the batch writes anything: what to drop of the undo
+		// history is found by a scan, which on Badger sorts the
+		// transaction's pending writes.
+		u, err := s.beginUndo(kv, stable, recordUndo)
+		if err != nil {
 			return err
 		}
-		return cache.flush()
+		var start uint64
+		if start, last, err = applyBatch(cache, seqs, recs, sink); err != nil {
+			return err
+		}
+		if err := cache.flush(); err != nil {
+			return err
+		}
+		meta, err = u.finish(kv, cache, start, last)
+		return err
 	})
 	if err != nil {
-		// The commit may have happened or not: the cache cannot tell.
+		// The commit may have happened or not: the caches cannot tell.
 		s.committed.reset()
+		s.undo.forget()
 	}
 	if errors.Is(err, ErrTxnTooBig) && len(recs) > 1 {
 		half := len(recs) / 2
@@ -215,6 +318,7 @@ func (s *State) apply(recs []eventlog.Record, results *[]AppliedResult) error {
 	}
 	s.seqs.merge(seqs.txn)
 	s.committed.merge(cache)
+	s.undo.set(meta)
 	if results != nil {
 		*results = append(*results, batch...)
 	}
@@ -222,46 +326,61 @@ func (s *State) apply(recs []eventlog.Record, results *[]AppliedResult) error {
 	return nil
 }
 
-// applyBatch applies recs in one transaction, appending the results it
-// stores to *results unless results is nil.
-func applyBatch(kv KV, seqs *txnSeqs, recs []eventlog.Record, results *[]AppliedResult) (uint64, error) {
+// applyBatch applies recs in one transaction, appending the outcomes of
+// client records to *results unless results is nil. It returns the applied
+// offset before and after.
+func applyBatch(kv KV, seqs *txnSeqs, recs []eventlog.Record, results *[]AppliedResult) (start, applied uint64, err error) {
 	if err := checkNotRestoring(kv); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	applied, err := getU64(kv, keyApplied)
-	if err != nil {
-		return 0, err
+	if applied, err = getU64(kv, keyApplied); err != nil {
+		return 0, 0, err
 	}
-	start := applied
+	start = applied
 	for _, rec := range recs {
 		off := uint64(rec.Offset)
 		if off <= applied {
 			continue
 		}
 		if off != applied+1 {
-			return 0, &GapError{Applied: applied, Got: off}
+			return 0, 0, &GapError{Applied: applied, Got: off}
 		}
 		if err := applyRecord(kv, seqs, rec, results); err != nil {
-			return 0, fmt.Errorf("apply offset %d: %w", off, err)
+			return 0, 0, fmt.Errorf("apply offset %d: %w", off, err)
 		}
 		if err := purgeStep(kv, purgePerRecord); err != nil {
-			return 0, fmt.Errorf("purge deleted accounts at offset %d: %w", off, err)
+			return 0, 0, fmt.Errorf("purge deleted accounts at offset %d: %w", off, err)
 		}
 		applied = off
 	}
 	if applied != start {
 		if err := putU64(kv, keyApplied, applied); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	return applied, nil
+	return start, applied, nil
 }
 
+// applyRecord applies one record. A client record goes by what the dedup
+// table knows of its request (dedup.go): new or in a hole, it is applied;
+// a duplicate is skipped; where the table forgot, a live request is skipped
+// as expired and a re-submission is applied, unless it is a send whose
+// message is stored.
+//
+// A skipped record changes nothing but the clock: expiry waits for the
+// next applied one, as it always has (replaying an old log must give the
+// state it gave).
 func applyRecord(kv KV, seqs *txnSeqs, rec eventlog.Record, results *[]AppliedResult) error {
+	report := func(o Outcome, res Result, unknown bool) {
+		if results != nil {
+			*results = append(*results, newAppliedResult(rec, o, res, unknown))
+		}
+	}
 	if !strings.HasPrefix(rec.Type, TypePrefix) {
 		return nil // a protocol event of the replica layer
 	}
 	if len(rec.ClientID) > MaxClientIDLen {
+		report(OutcomeSkipped, Result{}, false)
 		return nil // cannot be deduplicated; the server never decides one
 	}
 	ev, err := DecodeEvent(rec.Type, rec.Data)
@@ -272,10 +391,29 @@ func applyRecord(kv KV, seqs *txnSeqs, rec eventlog.Record, results *[]AppliedRe
 	if err != nil {
 		return err
 	}
+	verdict, h := verdictNew, hole{}
 	if rec.ClientID != "" {
-		done, err := isDuplicate(kv, seqs, rec.ClientID, rec.Seq)
-		if err != nil || done {
+		if verdict, h, err = checkDedup(kv, seqs, rec.ClientID, rec.Seq); err != nil {
 			return err
+		}
+		switch {
+		case verdict == verdictDuplicate:
+			report(OutcomeDuplicate, Result{}, false)
+			return nil
+		case verdict == verdictUnknown && !rec.Resubmitted():
+			report(OutcomeExpired, Result{}, true)
+			return nil
+		case verdict == verdictUnknown:
+			if send, ok := ev.(*SendEvent); ok {
+				dup, err := sendApplied(kv, send)
+				if err != nil {
+					return err
+				}
+				if dup {
+					report(OutcomeDuplicate, Result{}, true)
+					return nil
+				}
+			}
 		}
 	}
 	res, err := applyEvent(kv, rec, ev)
@@ -283,13 +421,15 @@ func applyRecord(kv KV, seqs *txnSeqs, rec eventlog.Record, results *[]AppliedRe
 		return err
 	}
 	if rec.ClientID != "" {
-		if err := storeResult(kv, rec.ClientID, rec.Seq, clock, res); err != nil {
+		if err := recordApplied(kv, rec.ClientID, rec.Seq, clock, res, verdict, h); err != nil {
 			return err
 		}
 		seqs.raise(rec.ClientID, rec.Seq)
-		if results != nil {
-			*results = append(*results, AppliedResult{ClientID: rec.ClientID, Seq: rec.Seq, Result: res})
+		o := OutcomeApplied
+		if res.Code != "" {
+			o = OutcomeRejected
 		}
+		report(o, res, verdict == verdictUnknown)
 	}
 	return expireClients(kv, clock)
 }

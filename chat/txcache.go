@@ -41,6 +41,17 @@ type cachedKV struct {
 	// their first write, so that flush is deterministic without a sort.
 	// Invariant: string(k) is in dirty <=> vals[string(k)].dirty.
 	dirty [][]byte
+
+	// recordUndo makes the cache remember, for every key written, its
+	// value before the transaction, for the batch's undo record (undo.go).
+	// Set it before the first write.
+	recordUndo bool
+	// undo lists the keys written, in the order of their first write, with
+	// their values before the transaction. A key written blind (not read
+	// first) has known false until flush reads it from the store, before
+	// writing anything. undoIdx indexes undo by key.
+	undo    []undoEntry
+	undoIdx map[string]int
 }
 
 type cachedValue struct {
@@ -93,16 +104,54 @@ func (c *cachedKV) Delete(key []byte) error {
 }
 
 func (c *cachedKV) write(key []byte, cv cachedValue) {
-	if old, ok := c.vals[string(key)]; !ok || !old.dirty {
+	old, cached := c.vals[string(key)]
+	if !cached || !old.dirty {
 		c.dirty = append(c.dirty, key)
+	}
+	if c.recordUndo {
+		c.noteBefore(key, old, cached)
 	}
 	c.vals[string(key)] = cv
 }
 
+// noteBefore remembers key's value before the transaction, at its first
+// write. A clean cached value (old, if cached) is that value: it is the
+// store's, read or flushed, and any earlier write of the key in the
+// transaction would have been noted already.
+func (c *cachedKV) noteBefore(key []byte, old cachedValue, cached bool) {
+	if _, seen := c.undoIdx[string(key)]; seen {
+		return
+	}
+	if c.undoIdx == nil {
+		c.undoIdx = make(map[string]int, cachedKeysHint)
+	}
+	c.undoIdx[string(key)] = len(c.undo)
+	c.undo = append(c.undo, undoEntry{key: key, val: old.v, ok: old.ok, known: cached})
+}
+
+// undoEntries returns every key written through the cache with its value
+// before the transaction, in the order of first writes. Valid after flush.
+func (c *cachedKV) undoEntries() []undoEntry { return c.undo }
+
 // flush writes the cached writes to the store's transaction, each key once
 // with its last value. It must be called before the transaction commits;
-// the cache stays usable after it.
+// the cache stays usable after it. With recordUndo, it first reads the
+// value before the transaction of each key written blind: the store's
+// transaction has none of the cache's writes yet.
 func (c *cachedKV) flush() error {
+	if c.recordUndo {
+		for i := range c.undo {
+			e := &c.undo[i]
+			if e.known {
+				continue
+			}
+			v, ok, err := c.kv.Get(e.key)
+			if err != nil {
+				return err
+			}
+			e.val, e.ok, e.known = v, ok, true
+		}
+	}
 	for i, k := range c.dirty {
 		cv := c.vals[string(k)]
 		var err error
@@ -202,7 +251,8 @@ const maxCommittedValues = 1 << 14
 // the store (ok false: absent). That holds because the State is its store's
 // only writer: merge runs only after a transaction committed, any failed
 // transaction resets the cache (its commit may or may not have happened),
-// and RestoreSnapshot resets it. Each value is immutable once cached.
+// and RestoreSnapshot and RollbackTo reset it. Each value is immutable once
+// cached.
 type committedCache struct {
 	mu   sync.Mutex
 	vals map[string]cachedValue

@@ -237,3 +237,47 @@ func TestCachedKV_Errors(t *testing.T) {
 		})
 	}
 }
+
+// TestCachedKV_RecordsValuesBefore: with recordUndo, the cache reports every
+// key written with its value before the transaction (a read one from what it
+// read, a blind one read once at flush, before any write), in the order of
+// first writes, and reads nothing more without it.
+func TestCachedKV_RecordsValuesBefore(t *testing.T) {
+	store := NewMemStore()
+	require.NoError(t, store.Update(func(kv KV) error {
+		return errors.Join(kv.Set([]byte("a"), []byte("1")), kv.Set([]byte("b"), []byte("old")), kv.Set([]byte("c"), []byte("x")))
+	}))
+	for _, record := range []bool{false, true} {
+		err := store.Update(func(kv KV) error {
+			inner := &countingKV{KV: kv}
+			c := newCachedKV(inner, nil, 0)
+			c.recordUndo = record
+			_, _, err := c.Get([]byte("a"))
+			require.NoError(t, err)
+			require.NoError(t, c.Set([]byte("a"), []byte("2")))   // read first
+			require.NoError(t, c.Set([]byte("a"), []byte("3")))   // a second write
+			require.NoError(t, c.Delete([]byte("b")))             // blind
+			require.NoError(t, c.Set([]byte("new"), []byte("4"))) // blind, absent
+			_, _, err = c.Get([]byte("c"))                        // read, never written
+			require.NoError(t, err)
+			require.NoError(t, c.flush())
+			if !record {
+				assert.Equal(t, 2, inner.gets, "no read for undo unless recording")
+				assert.Empty(t, c.undoEntries())
+				return errors.New("roll back")
+			}
+			assert.Equal(t, 4, inner.gets, "each blind write read once")
+			assert.Equal(t, []undoEntry{
+				{key: []byte("a"), val: []byte("1"), ok: true, known: true},
+				{key: []byte("b"), val: []byte("old"), ok: true, known: true},
+				{key: []byte("new"), known: true},
+			}, c.undoEntries())
+			return nil
+		})
+		if !record {
+			require.Error(t, err)
+			continue
+		}
+		require.NoError(t, err)
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/replichat/replichat/eventlog"
 )
 
@@ -196,5 +198,37 @@ func BenchmarkBadgerLog_Read(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*8), "ns/record")
 		})
+	}
+}
+
+// BenchmarkCompact_Stall measures what a compaction of 100k records costs
+// the appends going on beside it, as the shell's loop compacts after a
+// snapshot (RetainEvents records at a time): the Compact call itself, and
+// the slowest of the small appends made from its start until 500 more
+// have gone. The appends run in the compacting goroutine's place, one
+// after the other, as the shell's loop does.
+func BenchmarkCompact_Stall(b *testing.B) {
+	const n, batch = 110_000, 500
+	b.StopTimer()
+	for range b.N {
+		l, err := eventlog.OpenBadger(b.TempDir(), eventlog.BadgerOptions{})
+		require.NoError(b, err)
+		for from := 1; from <= n; from += batch {
+			require.NoError(b, l.Append(testRecords(eventlog.Offset(from), batch, 1, 150)))
+		}
+		b.StartTimer()
+		start := time.Now()
+		require.NoError(b, l.Compact(100_000))
+		compact := time.Since(start)
+		var worst time.Duration
+		for i := range 500 {
+			t0 := time.Now()
+			require.NoError(b, l.Append(testRecords(eventlog.Offset(n+1+i), 1, 1, 150)))
+			worst = max(worst, time.Since(t0))
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(compact.Microseconds())/1000, "compact-ms")
+		b.ReportMetric(float64(worst.Microseconds())/1000, "worst-append-ms")
+		require.NoError(b, l.Close())
 	}
 }

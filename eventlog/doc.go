@@ -21,6 +21,21 @@
 // with SyncWrites, for every transaction in the database: its documentation
 // says why DB.Sync after our own writes would not be enough.
 //
+// # Batches
+//
+// A replication step persists several things at once: the hard state, a
+// truncation, the index of the latest ISR record, records, epoch entries and
+// a discard from the rollback area. [Batch] holds them all, in the order that
+// keeps every prefix a valid state, and [BatchWriter]'s Write writes them
+// with the result, and the errors, of the single-step methods called one by
+// one; it checks the whole batch first, so an invalid one writes nothing.
+// Both implementations are BatchWriters. [BadgerLog.Write] makes a batch that
+// fits one Badger transaction (15% of the memtable, about 2.4 MB by default;
+// a truncation included) one synced transaction, all or nothing after a
+// crash: an epoch change costs one fsync instead of four. A bigger batch is split into
+// transactions such that a crash leaves the state after a prefix of its
+// steps. eventlogtest checks Write against the steps for both logs.
+//
 // # Integrity
 //
 // Every stored record carries a CRC-32C over its encoded fields. A record

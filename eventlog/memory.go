@@ -41,7 +41,10 @@ type memRecord struct {
 	size int
 }
 
-var _ Log = (*MemoryLog)(nil)
+var (
+	_ Log         = (*MemoryLog)(nil)
+	_ BatchWriter = (*MemoryLog)(nil)
+)
 
 // NewMemoryLog returns an empty log: First() == 1, Last() == 0.
 func NewMemoryLog() *MemoryLog {
@@ -171,6 +174,14 @@ func (m *MemoryLog) Truncate(after Offset) error {
 	if after+1 < m.first {
 		return fmt.Errorf("truncate after %d (first %d): %w", after, m.first, ErrCompacted)
 	}
+	m.truncate(after)
+	return nil
+}
+
+// truncate moves the records after after (in [first-1, last)) to the
+// rollback area and drops the epoch entries starting after it. Caller holds
+// mu.
+func (m *MemoryLog) truncate(after Offset) {
 	keep := int(after + 1 - m.first)
 	for i := keep; i < m.records.len(); i++ {
 		// The stored Data is immutable, so the rollback area may share it.
@@ -178,7 +189,6 @@ func (m *MemoryLog) Truncate(after Offset) error {
 	}
 	m.records.truncate(keep)
 	m.epochs = truncateEpochs(m.epochs, after)
-	return nil
 }
 
 // RolledBack implements Log.
@@ -262,6 +272,53 @@ func (m *MemoryLog) AddEpoch(e EpochStart) error {
 	}
 	// append on a clipped or private slice: a Clone's copy is never touched.
 	m.epochs = append(m.epochs, e)
+	return nil
+}
+
+// Write implements BatchWriter: the batch is checked whole, with the
+// errors its steps would return one by one, and then applied at once, so
+// that an invalid batch changes nothing and a Clone never sees part of one.
+// An empty batch is a no-op (even on a closed log: it has no step to fail).
+func (m *MemoryLog) Write(b Batch) error {
+	if b.Empty() {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var unwritable error
+	if m.closed {
+		unwritable = ErrClosed
+	}
+	s := batchState{first: m.first, last: m.last(), lastEpoch: m.lastEpoch(), baseEpoch: m.baseEpoch,
+		epochs: m.epochs, rolled: uint64(len(m.rolled))}
+	p, err := checkBatch(&b, s, unwritable, func(off Offset) (Epoch, error) {
+		return m.records.at(int(off - m.first)).rec.Epoch, nil
+	})
+	if err != nil {
+		return fmt.Errorf("write batch: %w", err)
+	}
+	setMeta := func(ms []MetaValue) {
+		for _, v := range ms {
+			// A fresh copy, never modified afterwards, so Clone may share it.
+			m.meta[v.Name] = append(make([]byte, 0, len(v.Value)), v.Value...)
+		}
+	}
+	setMeta(b.Meta)
+	if p.truncate {
+		m.truncate(b.TruncateAfter)
+	}
+	setMeta(b.MetaAfterTruncate)
+	for i, r := range b.Records {
+		m.records.append(memRecord{rec: cloneRecord(r), size: len(p.encoded[i])})
+	}
+	if len(b.Epochs) > 0 {
+		m.epochs = p.epochs // a new slice, private to m
+	}
+	// Re-slicing from the front never writes into the shared array.
+	m.rolled = m.rolled[b.DiscardRolledBack:]
+	if len(b.Records) > 0 {
+		m.notify()
+	}
 	return nil
 }
 

@@ -43,7 +43,18 @@ type Record struct {
 	Time int64 `msgpack:"time"`
 	// Data is the type-specific payload, opaque to the log.
 	Data []byte `msgpack:"data"`
+	// OrigEpoch and OrigOffset are set on a re-submitted record: a client
+	// record that a replica had to truncate after the log forked and sent to
+	// the primary again (DESIGN.md, divergence). They locate the copy that
+	// was truncated, in the epoch of the primary that first accepted it, so
+	// that an operator (chatreplay) can tell a re-submission from a client's
+	// own request. Both are zero on every other record.
+	OrigEpoch  Epoch  `msgpack:"oepoch,omitempty"`
+	OrigOffset Offset `msgpack:"ooffset,omitempty"`
 }
+
+// Resubmitted reports whether r is a re-submission of a truncated record.
+func (r Record) Resubmitted() bool { return r.OrigEpoch != 0 || r.OrigOffset != 0 }
 
 // EpochStart is one entry of the epoch history: epoch Epoch's first record
 // has offset Start (or would have, if the epoch wrote nothing).

@@ -7,10 +7,12 @@ package eventlog
 // The bytes are exactly those msgpack/v5 (v5.4.1, default options) writes by
 // reflection for the tagged struct, because they are the on-disk format
 // (under a CRC) and replicas must hold byte-identical logs:
-//   - a map of the fields in declaration order, "client" omitted when empty
-//     and "seq" when 0, so its header is a fixmap of 5, 6 or 7 entries;
+//   - a map of the fields in declaration order, "client" omitted when empty,
+//     "seq", "oepoch" and "ooffset" when 0, so its header is a fixmap of 5
+//     to 9 entries;
 //   - keys as fixstr;
-//   - Offset, Epoch and Seq as uint64 (0xcf + 8 bytes) and Time as int64
+//   - Offset, Epoch, Seq, OrigEpoch and OrigOffset as uint64 (0xcf + 8
+//     bytes) and Time as int64
 //     (0xd3 + 8 bytes) whatever their value: reflection encodes sized
 //     integer kinds at full width unless UseCompactInts is set;
 //   - strings in their shortest str form (fixstr, str8, str16, str32);
@@ -39,6 +41,8 @@ const (
 	keySeqMsgpack    = "\xa3seq"
 	keyTimeMsgpack   = "\xa4time"
 	keyDataMsgpack   = "\xa4data"
+	keyOEpochMsgpack = "\xa6oepoch"
+	keyOOffMsgpack   = "\xa7ooffset"
 )
 
 // MsgpackSize returns the length of r's msgpack form, len(r.AppendMsgpack(nil)),
@@ -52,6 +56,12 @@ func (r Record) MsgpackSize() int {
 	}
 	if r.Seq != 0 {
 		n += len(keySeqMsgpack) + 9
+	}
+	if r.OrigEpoch != 0 {
+		n += len(keyOEpochMsgpack) + 9
+	}
+	if r.OrigOffset != 0 {
+		n += len(keyOOffMsgpack) + 9
 	}
 	if r.Data == nil {
 		return n + 1
@@ -71,6 +81,12 @@ func (r Record) AppendMsgpack(dst []byte) []byte {
 	if r.Seq != 0 {
 		fields++
 	}
+	if r.OrigEpoch != 0 {
+		fields++
+	}
+	if r.OrigOffset != 0 {
+		fields++
+	}
 	dst = append(dst, 0x80|byte(fields))
 	dst = mpack.AppendUint64(append(dst, keyOffsetMsgpack...), uint64(r.Offset))
 	dst = mpack.AppendUint64(append(dst, keyEpochMsgpack...), uint64(r.Epoch))
@@ -85,9 +101,17 @@ func (r Record) AppendMsgpack(dst []byte) []byte {
 	dst = mpack.AppendInt64(dst, r.Time)
 	dst = append(dst, keyDataMsgpack...)
 	if r.Data == nil {
-		return mpack.AppendNil(dst)
+		dst = mpack.AppendNil(dst)
+	} else {
+		dst = append(mpack.AppendBinHeader(dst, len(r.Data)), r.Data...)
 	}
-	return append(mpack.AppendBinHeader(dst, len(r.Data)), r.Data...)
+	if r.OrigEpoch != 0 {
+		dst = mpack.AppendUint64(append(dst, keyOEpochMsgpack...), uint64(r.OrigEpoch))
+	}
+	if r.OrigOffset != 0 {
+		dst = mpack.AppendUint64(append(dst, keyOOffMsgpack...), uint64(r.OrigOffset))
+	}
+	return dst
 }
 
 // ParseMsgpack decodes the msgpack record at the start of b into r and
@@ -152,6 +176,14 @@ func (r *Record) parseField(d *mpack.Reader, key []byte, old *Record) error {
 		var s []byte
 		s, err = d.BytesOrNil()
 		r.Data = copyBytes(old.Data, s)
+	case "oepoch":
+		var v uint64
+		v, err = d.Uint64OrNil()
+		r.OrigEpoch = Epoch(v)
+	case "ooffset":
+		var v uint64
+		v, err = d.Uint64OrNil()
+		r.OrigOffset = Offset(v)
 	default:
 		err = d.Skip(maxSkipDepth)
 	}

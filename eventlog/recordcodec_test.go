@@ -34,15 +34,18 @@ type shadowRecord struct {
 	Seq      uint64 `msgpack:"seq,omitempty"`
 	Time     int64  `msgpack:"time"`
 	Data     []byte `msgpack:"data"`
+	OEpoch   uint64 `msgpack:"oepoch,omitempty"`
+	OOffset  uint64 `msgpack:"ooffset,omitempty"`
 }
 
 func toShadow(r eventlog.Record) shadowRecord {
-	return shadowRecord{uint64(r.Offset), uint64(r.Epoch), r.Type, r.ClientID, r.Seq, r.Time, r.Data}
+	return shadowRecord{uint64(r.Offset), uint64(r.Epoch), r.Type, r.ClientID, r.Seq, r.Time, r.Data, uint64(r.OrigEpoch), uint64(r.OrigOffset)}
 }
 
 func fromShadow(s shadowRecord) eventlog.Record {
 	return eventlog.Record{Offset: eventlog.Offset(s.Offset), Epoch: eventlog.Epoch(s.Epoch), Type: s.Type,
-		ClientID: s.ClientID, Seq: s.Seq, Time: s.Time, Data: s.Data}
+		ClientID: s.ClientID, Seq: s.Seq, Time: s.Time, Data: s.Data,
+		OrigEpoch: eventlog.Epoch(s.OEpoch), OrigOffset: eventlog.Offset(s.OOffset)}
 }
 
 // reflectionBytes is what msgpack.Marshal wrote for r before the codec.
@@ -83,6 +86,9 @@ func randomRecords(seed uint64, n int) []eventlog.Record {
 		r := eventlog.Record{Offset: eventlog.Offset(u()), Epoch: eventlog.Epoch(u()), Type: text(), Seq: u()}
 		if rng.IntN(2) == 0 {
 			r.ClientID = text()
+		}
+		if rng.IntN(3) == 0 {
+			r.OrigEpoch, r.OrigOffset = eventlog.Epoch(u()), eventlog.Offset(u())
 		}
 		if rng.IntN(2) == 0 {
 			r.Time = ints[rng.IntN(len(ints))]

@@ -1,6 +1,7 @@
 package replica_test
 
 import (
+	crand "crypto/rand"
 	"strconv"
 	"testing"
 
@@ -24,6 +25,9 @@ func newPump(tb testing.TB, size int) *pump {
 	}
 	for i := range size {
 		l := eventlog.NewMemoryLog()
+		if _, _, err := replica.EnsureIdentity(l, replica.NodeID(i), crand.Reader); err != nil {
+			tb.Fatal(err)
+		}
 		n, err := replica.NewNode(replica.Config{ID: replica.NodeID(i), Peers: peers, HeartbeatTicks: 2,
 			FailoverTicks: 20, MaxInflight: 8, MaxBatchBytes: 64 << 10, MaxUncommitted: 1 << 20}, l)
 		if err != nil {
@@ -49,24 +53,8 @@ func (p *pump) run(tb testing.TB) {
 					tb.Fatal(err)
 				}
 			}
-			if rd.HardState != nil {
-				b, _ := replica.EncodeHardState(*rd.HardState)
-				_ = p.logs[i].SetMeta(replica.HardStateKey, b)
-			}
-			if rd.Truncate {
-				_ = p.logs[i].Truncate(rd.TruncateAfter)
-			}
-			if rd.ISRIndex != nil {
-				b, _ := replica.EncodeISRIndex(*rd.ISRIndex)
-				_ = p.logs[i].SetMeta(replica.ISRIndexKey, b)
-			}
-			if len(rd.Records) > 0 {
-				if err := p.logs[i].Append(rd.Records); err != nil {
-					tb.Fatal(err)
-				}
-			}
-			for _, e := range rd.Epochs {
-				_ = p.logs[i].AddEpoch(e)
+			if err := replica.Persist(p.logs[i], rd); err != nil {
+				tb.Fatal(err)
 			}
 			p.commit[i] = rd.Commit
 			n.Advance(rd)

@@ -31,6 +31,14 @@ type Config struct {
 	// PauseTicks + HeartbeatTicks + max network delay < FailoverTicks.
 	// Default FailoverTicks / 2.
 	PauseTicks int
+	// LeaseTicks is how long a primary's read lease lasts after the tick
+	// from which every other ISR member is known to have restarted its
+	// failover timer (Node.leaseStamp). It must stay below FailoverTicks - 1
+	// (a backup counting FailoverTicks ticks spends at least FailoverTicks-1
+	// tick intervals of wall time: tickers coalesce but never fire early),
+	// with a margin for clocks that run at different rates on different
+	// machines. Default 3/4 of FailoverTicks.
+	LeaseTicks int
 	// LagTicks is how long an ISR member may stay behind the primary's log
 	// end (while alive) before the primary starts removing it from the ISR.
 	// Default 4 * FailoverTicks.
@@ -72,6 +80,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LagTicks == 0 {
 		c.LagTicks = 4 * c.FailoverTicks
+	}
+	if c.LeaseTicks == 0 {
+		c.LeaseTicks = c.FailoverTicks * 3 / 4
 	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = 256 << 10
@@ -115,6 +126,8 @@ func (c Config) validate() error {
 		return bad("PauseTicks %d must be >= 1 and PauseTicks + HeartbeatTicks < FailoverTicks %d", c.PauseTicks, c.FailoverTicks)
 	case c.LagTicks < c.FailoverTicks:
 		return bad("LagTicks %d < FailoverTicks %d", c.LagTicks, c.FailoverTicks)
+	case c.LeaseTicks < 1 || c.LeaseTicks >= c.FailoverTicks-1:
+		return bad("LeaseTicks %d must be >= 1 and below FailoverTicks - 1 = %d", c.LeaseTicks, c.FailoverTicks-1)
 	case c.MaxBatchBytes < 1 || c.MaxInflight < 1 || c.MaxUncommitted < 1 || c.MaxResubmit < 1:
 		return bad("MaxBatchBytes, MaxInflight, MaxUncommitted and MaxResubmit must be positive")
 	}

@@ -75,9 +75,18 @@
 // names the one before it, and the meta value ISRIndexKey names the latest,
 // so that NewNode reads a record or two, never the whole log.
 //
+// # Compaction
+//
+// Node.Compact discards the log up to an offset that a snapshot of the
+// state covers (the caller keeps the snapshot; Ready.CompactTo, with the ISR
+// in effect there as the log's ISR base). A backup whose next record is
+// compacted is sent MsgSnapshot: the caller streams it a snapshot, which it
+// installs and catches up from by offset. A node whose log diverges from
+// its primary's before its compacted part stops (ErrForkTooDeep): the
+// caller compacts only what no fork can reach (docs/replication.md,
+// "Snapshots and compaction", for the rules the shell follows).
+//
 // # Not implemented yet
 //
-// Majority mode (Config.Mode = ModeMajority is rejected by NewNode), and
-// snapshots for a backup whose next record the primary has compacted
-// (MsgSnapshot is reserved; compaction is not used yet).
+// Majority mode (Config.Mode = ModeMajority is rejected by NewNode).
 package replica

@@ -84,6 +84,12 @@ func (n *Node) checkElection() {
 			continue
 		}
 		p := n.peers[m.ID]
+		if p != nil && !sameDisk(m, p) {
+			// The member's data directory was replaced: the replica that
+			// answers under its id holds nothing of it. The member is gone
+			// as surely as if it had crashed for good.
+			continue
+		}
 		if p != nil && !p.granted && p.heardAgo < n.cfg.FailoverTicks {
 			if n.electionElapsed >= 2*n.cfg.FailoverTicks {
 				n.logger.Info("election timed out", "epoch", n.epoch, "waiting_for", m.ID)
@@ -112,6 +118,14 @@ func (n *Node) handleVote(m Message) {
 		}
 	default:
 		n.vote, n.hardDirty = m.From, true
+		// (A vote repeated in the same epoch is to the same candidate; the
+		// first grant's position stands.)
+		if n.votedFor.epoch != m.Epoch {
+			n.votedFor = votedLog{}
+			if m.LastOffset <= n.lv.last && n.lv.epochAt(m.LastOffset) == m.LastEpoch {
+				n.votedFor = votedLog{epoch: m.Epoch, lastEpoch: m.LastEpoch, last: m.LastOffset}
+			}
+		}
 		n.resetFailoverTimeout()
 		r.Eligible = n.eligible()
 	}
@@ -142,16 +156,16 @@ func (n *Node) becomePrimary(forced bool) {
 	for i := range n.ends {
 		n.ends[i] = n.lv.last
 	}
-	isr := []ISRMember{{ID: n.cfg.ID, Incarnation: n.incarnation}}
+	isr := []ISRMember{{ID: n.cfg.ID, Incarnation: n.incarnation, Disk: n.identity.Disk}}
 	for _, m := range n.isr().members {
-		if p := n.peers[m.ID]; p != nil && p.granted && !forced {
-			isr = append(isr, ISRMember{ID: m.ID, Incarnation: p.incarnation})
+		if p := n.peers[m.ID]; p != nil && p.granted && !forced && sameDisk(m, p) {
+			isr = append(isr, ISRMember{ID: m.ID, Incarnation: p.incarnation, Disk: p.disk})
 		}
 	}
 	sortMembers(isr)
 	for _, p := range n.peers {
 		*p = peer{id: p.id, heardAgo: p.heardAgo, heard: p.heard, incarnation: p.incarnation, recovering: p.recovering,
-			next: n.lv.last + 1}
+			disk: p.disk, next: n.lv.last + 1, snapshotAgo: -1}
 	}
 	n.logger.Info("became primary", "epoch", n.epoch, "offset", n.lv.last, "isr", isrView{members: isr}.ids())
 	n.propose([]eventlog.Record{
@@ -172,9 +186,14 @@ func (n *Node) becomeBackup(primary NodeID) {
 		n.logger.Info("stepping down", "epoch", n.epoch)
 		n.ends = nil
 	}
+	if primary != n.snapshotFrom {
+		// Another primary may hold what this one lacked.
+		n.snapshotFrom, n.snapshotAt = None, 0
+	}
 	n.role, n.primary = RoleBackup, primary
 	n.matched = false
 	n.verified = 0
+	n.primaryStamp = 0
 	n.fetchAgo = n.cfg.HeartbeatTicks
 	n.rb.inflight = false
 	n.resetFailoverTimeout()

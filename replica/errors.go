@@ -24,6 +24,25 @@ var (
 	ErrUnknownPeer = errors.New("replica: unknown peer")
 	// ErrEmptyProposal is returned by Propose when given no records.
 	ErrEmptyProposal = errors.New("replica: empty proposal")
+	// ErrNoIdentity is returned by NewNode for a log without an identity:
+	// call EnsureIdentity first.
+	ErrNoIdentity = errors.New("replica: the data directory has no identity")
+	// ErrOutOfRange is returned for an offset the log cannot serve (Compact
+	// beyond the durable end, ISRAt beyond the log end).
+	ErrOutOfRange = errors.New("replica: offset out of range")
+	// ErrDiskFull is returned by Propose while the shell reports the disk
+	// nearly full (Node.SetDiskFull): the records were not taken.
+	ErrDiskFull = errors.New("replica: disk nearly full; not taking writes")
+	// ErrWrongIdentity: the data directory's identity names another
+	// replica (a directory started with the wrong --id).
+	ErrWrongIdentity = errors.New("replica: the data directory belongs to another replica")
+	// ErrForkTooDeep stops a node whose log diverges from the primary's
+	// before its first retained record: the records it would have to
+	// truncate (and re-submit) were compacted, which the shell's
+	// compaction bound (shell.Config.ForkRetain) allows only past the
+	// offset durable on every replica. The node must be repaired (its
+	// disk replaced: it installs a snapshot as a new member).
+	ErrForkTooDeep = errors.New("replica: the log diverges from the primary's before its compacted part")
 )
 
 // NotPrimaryError is returned by Propose on a backup. Primary is the node

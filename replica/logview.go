@@ -43,7 +43,10 @@ const scanBatchBytes = 256 << 10
 // once the pending Ready is persisted, and its last entry's epoch is the epoch
 // of record last.
 type logView struct {
-	log        LogReader
+	log LogReader
+	// base is the ISR in effect at the compaction point (ISRBaseKey), if
+	// the log was ever compacted: the chain of ISR records ends there.
+	base       *isrView
 	stableLast eventlog.Offset
 	unstable   []eventlog.Record
 	last       eventlog.Offset
@@ -198,6 +201,10 @@ func (v *logView) latestISR(upto eventlog.Offset, peers []NodeID) (isrView, erro
 	if found != nil {
 		return *found, nil
 	}
+	if v.base != nil && v.base.at <= upto {
+		// The scan reached the compaction point: the ISR in effect there.
+		return *v.base, nil
+	}
 	return initialISR(peers), nil
 }
 
@@ -214,6 +221,9 @@ func initialISR(peers []NodeID) isrView {
 // of epoch epoch (log matching: then it is the record that was meant), and
 // false if it does not.
 func (v *logView) isrRecord(at eventlog.Offset, epoch eventlog.Epoch) (isrView, bool, error) {
+	if at != 0 && at < v.log.First() && v.base != nil && v.base.at == at && v.base.epoch == epoch {
+		return *v.base, true, nil
+	}
 	if at == 0 || at < v.log.First() || at > v.last {
 		return isrView{}, false, nil
 	}

@@ -138,6 +138,25 @@ type Message struct {
 	At eventlog.Offset `msgpack:"at,omitempty"`
 	// Count is the number of rollback-area entries a resubmission covers.
 	Count int `msgpack:"n,omitempty"`
+	// Disk is the sender's data directory identity (Identity.Disk), so that
+	// a primary records members by it and notices a replaced disk.
+	Disk uint64 `msgpack:"dk,omitempty"`
+	// Stamp is the sender's clock (its tick count in this life) when it
+	// built the message. Echo is the latest Stamp the sender received from
+	// the receiver while the receiver was its primary in the sender's
+	// current epoch: a primary learns from it that the sender reset its
+	// failover timer no earlier than that tick, which is what its read
+	// lease rests on (Node.lease).
+	Stamp uint64 `msgpack:"sp,omitempty"`
+	Echo  uint64 `msgpack:"ec,omitempty"`
+	// Stable (primary messages) is an offset durable on every replica of
+	// the cluster: no truncation can ever reach it (Ready.Stable).
+	Stable eventlog.Offset `msgpack:"st,omitempty"`
+	// DiskFull says the sender's disk is nearly full (Node.SetDiskFull): it
+	// takes no records, so a primary removes it from the ISR at once rather
+	// than wait for it to lag, and hands its own role to a backup that can
+	// still write.
+	DiskFull bool `msgpack:"df,omitempty"`
 }
 
 // String summarizes the message for traces.

@@ -36,11 +36,11 @@ import (
 // messageFixedMax bounds the encoded size of a Message without its Records
 // and ISR: 24 fields of at most a 3-byte key and a 9-byte value, plus the
 // map and array headers.
-const messageFixedMax = 3 + 24*(3+9) + 2*5
+const messageFixedMax = 3 + 28*(3+9) + 2*5
 
-// isrMemberSize is the encoded size of one ISRMember: a fixmap of 2, "id"
-// and a uint32, "inc" and a uint64.
-const isrMemberSize = 1 + 3 + 5 + 4 + 9
+// isrMemberSize bounds the encoded size of one ISRMember: a fixmap of 2 or
+// 3, "id" and a uint32, "inc" and a uint64, "disk" and a uint64.
+const isrMemberSize = 1 + 3 + 5 + 4 + 9 + 5 + 9
 
 // EncodeMessage returns the wire form of m (msgpack), for the transport.
 // The error is always nil: every Message has a wire form. It stays in the
@@ -58,7 +58,8 @@ func (m *Message) fieldCount() int {
 	n := 9 // t f to e r p lo le in: never omitted
 	for _, present := range [...]bool{m.Commit != 0, m.Prev != 0, m.PrevEpoch != 0,
 		len(m.Records) > 0, m.Reject, m.Probe, m.Fresher, len(m.ISR) > 0, m.ISREpoch != 0,
-		m.ISRAt != 0, m.Recovering, m.Eligible, m.SeenIncarnation != 0, m.At != 0, m.Count != 0} {
+		m.ISRAt != 0, m.Recovering, m.Eligible, m.SeenIncarnation != 0, m.At != 0, m.Count != 0,
+		m.Disk != 0, m.Stamp != 0, m.Echo != 0, m.Stable != 0, m.DiskFull} {
 		if present {
 			n++
 		}
@@ -91,8 +92,13 @@ func (m *Message) appendMsgpack(b []byte) []byte {
 	if len(m.ISR) > 0 {
 		b = mpack.AppendArrayHeader(append(b, "\xa1i"...), len(m.ISR))
 		for _, mb := range m.ISR {
-			b = mpack.AppendUint32(append(b, 0x82, 0xa2, 'i', 'd'), uint32(mb.ID))
+			header := byte(0x82)
+			if mb.Disk != 0 {
+				header = 0x83
+			}
+			b = mpack.AppendUint32(append(b, header, 0xa2, 'i', 'd'), uint32(mb.ID))
 			b = mpack.AppendUint64(append(b, "\xa3inc"...), mb.Incarnation)
+			b = appendUint64Omit(b, "\xa4disk", mb.Disk)
 		}
 	}
 	b = appendUint64Omit(b, "\xa2ie", uint64(m.ISREpoch))
@@ -105,6 +111,11 @@ func (m *Message) appendMsgpack(b []byte) []byte {
 	if m.Count != 0 {
 		b = mpack.AppendInt(append(b, "\xa1n"...), int64(m.Count))
 	}
+	b = appendUint64Omit(b, "\xa2dk", m.Disk)
+	b = appendUint64Omit(b, "\xa2sp", m.Stamp)
+	b = appendUint64Omit(b, "\xa2ec", m.Echo)
+	b = appendUint64Omit(b, "\xa2st", uint64(m.Stable))
+	b = appendTrueOmit(b, "\xa2df", m.DiskFull)
 	return b
 }
 
@@ -213,6 +224,16 @@ func (d *msgReader) field(m *Message, key []byte) error {
 		var v uint64
 		v, err = d.integer()
 		m.Count = int(int64(v))
+	case "dk":
+		m.Disk, err = readUint[uint64](d)
+	case "sp":
+		m.Stamp, err = readUint[uint64](d)
+	case "ec":
+		m.Echo, err = readUint[uint64](d)
+	case "st":
+		m.Stable, err = readUint[eventlog.Offset](d)
+	case "df":
+		m.DiskFull, err = d.bool()
 	default:
 		err = d.Skip(maxMsgpackDepth)
 	}
@@ -277,6 +298,8 @@ func (d *msgReader) isr() ([]ISRMember, error) {
 					isr[i].ID, err = readUint[NodeID](d)
 				case "inc":
 					isr[i].Incarnation, err = readUint[uint64](d)
+				case "disk":
+					isr[i].Disk, err = readUint[uint64](d)
 				default:
 					err = d.Skip(maxMsgpackDepth)
 				}

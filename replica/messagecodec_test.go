@@ -28,11 +28,14 @@ type shadowRecord struct {
 	Seq      uint64 `msgpack:"seq,omitempty"`
 	Time     int64  `msgpack:"time"`
 	Data     []byte `msgpack:"data"`
+	OEpoch   uint64 `msgpack:"oepoch,omitempty"`
+	OOffset  uint64 `msgpack:"ooffset,omitempty"`
 }
 
 type shadowISRMember struct {
 	ID          uint32 `msgpack:"id"`
 	Incarnation uint64 `msgpack:"inc"`
+	Disk        uint64 `msgpack:"disk,omitempty"`
 }
 
 type shadowMessage struct {
@@ -60,18 +63,23 @@ type shadowMessage struct {
 	SeenIncarnation uint64            `msgpack:"si,omitempty"`
 	At              uint64            `msgpack:"at,omitempty"`
 	Count           int               `msgpack:"n,omitempty"`
+	Disk            uint64            `msgpack:"dk,omitempty"`
+	Stamp           uint64            `msgpack:"sp,omitempty"`
+	Echo            uint64            `msgpack:"ec,omitempty"`
+	Stable          uint64            `msgpack:"st,omitempty"`
+	DiskFull        bool              `msgpack:"df,omitempty"`
 }
 
 func toShadowMessage(m Message) shadowMessage {
 	s := shadowMessage{uint8(m.Type), uint32(m.From), uint32(m.To), uint64(m.Epoch), uint8(m.Role), uint32(m.Primary),
 		uint64(m.LastOffset), uint64(m.LastEpoch), uint64(m.Commit), uint64(m.Prev), uint64(m.PrevEpoch), nil,
 		m.Reject, m.Probe, m.Fresher, nil, uint64(m.ISREpoch), uint64(m.ISRAt), m.Recovering, m.Eligible,
-		m.Incarnation, m.SeenIncarnation, uint64(m.At), m.Count}
+		m.Incarnation, m.SeenIncarnation, uint64(m.At), m.Count, m.Disk, m.Stamp, m.Echo, uint64(m.Stable), m.DiskFull}
 	for _, r := range m.Records {
-		s.Records = append(s.Records, shadowRecord{uint64(r.Offset), uint64(r.Epoch), r.Type, r.ClientID, r.Seq, r.Time, r.Data})
+		s.Records = append(s.Records, shadowRecord{uint64(r.Offset), uint64(r.Epoch), r.Type, r.ClientID, r.Seq, r.Time, r.Data, uint64(r.OrigEpoch), uint64(r.OrigOffset)})
 	}
 	for _, mb := range m.ISR {
-		s.ISR = append(s.ISR, shadowISRMember{uint32(mb.ID), mb.Incarnation})
+		s.ISR = append(s.ISR, shadowISRMember{uint32(mb.ID), mb.Incarnation, mb.Disk})
 	}
 	return s
 }
@@ -80,19 +88,21 @@ func fromShadowMessage(s shadowMessage) Message {
 	m := Message{MsgType(s.Type), NodeID(s.From), NodeID(s.To), eventlog.Epoch(s.Epoch), Role(s.Role), NodeID(s.Primary),
 		eventlog.Offset(s.LastOffset), eventlog.Epoch(s.LastEpoch), eventlog.Offset(s.Commit), eventlog.Offset(s.Prev),
 		eventlog.Epoch(s.PrevEpoch), nil, s.Reject, s.Probe, s.Fresher, nil, eventlog.Epoch(s.ISREpoch),
-		eventlog.Offset(s.ISRAt), s.Recovering, s.Eligible, s.Incarnation, s.SeenIncarnation, eventlog.Offset(s.At), s.Count}
+		eventlog.Offset(s.ISRAt), s.Recovering, s.Eligible, s.Incarnation, s.SeenIncarnation, eventlog.Offset(s.At), s.Count,
+		s.Disk, s.Stamp, s.Echo, eventlog.Offset(s.Stable), s.DiskFull}
 	if s.Records != nil {
 		m.Records = make([]eventlog.Record, 0, len(s.Records))
 	}
 	for _, r := range s.Records {
 		m.Records = append(m.Records, eventlog.Record{Offset: eventlog.Offset(r.Offset), Epoch: eventlog.Epoch(r.Epoch),
-			Type: r.Type, ClientID: r.ClientID, Seq: r.Seq, Time: r.Time, Data: r.Data})
+			Type: r.Type, ClientID: r.ClientID, Seq: r.Seq, Time: r.Time, Data: r.Data,
+			OrigEpoch: eventlog.Epoch(r.OEpoch), OrigOffset: eventlog.Offset(r.OOffset)})
 	}
 	if s.ISR != nil {
 		m.ISR = make([]ISRMember, 0, len(s.ISR))
 	}
 	for _, mb := range s.ISR {
-		m.ISR = append(m.ISR, ISRMember{NodeID(mb.ID), mb.Incarnation})
+		m.ISR = append(m.ISR, ISRMember{NodeID(mb.ID), mb.Incarnation, mb.Disk})
 	}
 	return m
 }
@@ -118,7 +128,8 @@ func randomMessages(seed uint64, n int) []Message {
 			Primary: NodeID(u()), LastOffset: eventlog.Offset(u()), LastEpoch: eventlog.Epoch(u()), Commit: eventlog.Offset(u()),
 			Prev: eventlog.Offset(u()), PrevEpoch: eventlog.Epoch(u()), Reject: b(), Probe: b(), Fresher: b(),
 			ISREpoch: eventlog.Epoch(u()), ISRAt: eventlog.Offset(u()), Recovering: b(), Eligible: b(),
-			Incarnation: u(), SeenIncarnation: u(), At: eventlog.Offset(u()), Count: int(int64(u()))}
+			Incarnation: u(), SeenIncarnation: u(), At: eventlog.Offset(u()), Count: int(int64(u())),
+			Disk: u(), Stamp: u(), Echo: u(), Stable: eventlog.Offset(u()), DiskFull: b()}
 		if b() {
 			m.Count = -int(u() >> 1)
 		}
@@ -138,7 +149,7 @@ func randomMessages(seed uint64, n int) []Message {
 			}
 		}
 		for range rng.IntN(3) {
-			m.ISR = append(m.ISR, ISRMember{ID: NodeID(u()), Incarnation: u()})
+			m.ISR = append(m.ISR, ISRMember{ID: NodeID(u()), Incarnation: u(), Disk: u()})
 		}
 		msgs[i] = m
 	}

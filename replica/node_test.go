@@ -6,6 +6,7 @@ package replica_test
 // docs/replication.md that it checks.
 
 import (
+	crand "crypto/rand"
 	"errors"
 	"testing"
 
@@ -20,31 +21,10 @@ func cfg(id replica.NodeID, peers ...replica.NodeID) replica.Config {
 	return replica.Config{ID: id, Peers: peers, HeartbeatTicks: 2, FailoverTicks: 20, LagTicks: 40, MaxUncommitted: 10}
 }
 
-// persist does a Ready's writes in the documented order.
+// persist does a Ready's writes with the executor the shell uses.
 func persist(t *testing.T, l *eventlog.MemoryLog, rd replica.Ready) {
 	t.Helper()
-	if rd.HardState != nil {
-		b, err := replica.EncodeHardState(*rd.HardState)
-		require.NoError(t, err)
-		require.NoError(t, l.SetMeta(replica.HardStateKey, b))
-	}
-	if rd.Truncate {
-		require.NoError(t, l.Truncate(rd.TruncateAfter))
-	}
-	if rd.ISRIndex != nil {
-		b, err := replica.EncodeISRIndex(*rd.ISRIndex)
-		require.NoError(t, err)
-		require.NoError(t, l.SetMeta(replica.ISRIndexKey, b))
-	}
-	if len(rd.Records) > 0 {
-		require.NoError(t, l.Append(rd.Records))
-	}
-	for _, e := range rd.Epochs {
-		require.NoError(t, l.AddEpoch(e))
-	}
-	if rd.DiscardRolledBack > 0 {
-		require.NoError(t, l.DiscardRolledBack(rd.DiscardRolledBack))
-	}
+	require.NoError(t, replica.Persist(l, rd))
 }
 
 // drain processes every Ready and returns the messages sent and the last
@@ -78,6 +58,8 @@ func ofType(msgs []replica.Message, typ replica.MsgType) []replica.Message {
 
 func newNode(t *testing.T, c replica.Config, l *eventlog.MemoryLog) *replica.Node {
 	t.Helper()
+	_, _, err := replica.EnsureIdentity(l, c.ID, crand.Reader)
+	require.NoError(t, err)
 	n, err := replica.NewNode(c, l)
 	require.NoError(t, err)
 	return n
@@ -100,7 +82,8 @@ func TestNode_SingleReplicaLeadsAtOnce(t *testing.T) {
 	assert.Equal(t, replica.TypeISR, recs[1].Type)
 	isr, err := replica.DecodeISRChange(recs[1].Data)
 	require.NoError(t, err)
-	assert.Equal(t, []replica.ISRMember{{ID: 0, Incarnation: 1}}, isr.Members)
+	assert.Equal(t, []replica.ISRMember{{ID: 0, Incarnation: 1, Disk: st.Identity.Disk}}, isr.Members)
+	assert.NotZero(t, st.Identity.Disk)
 	assert.Equal(t, []eventlog.EpochStart{{Epoch: 1, Start: 1}}, l.Epochs())
 	b, ok, err := l.Meta(replica.HardStateKey)
 	require.NoError(t, err)
@@ -409,6 +392,35 @@ func TestNode_RestartAndPause(t *testing.T) {
 	assert.True(t, n.Status().Recovering)
 }
 
+// A replica that pauses while still recovering keeps waiting for the peers
+// it has not heard from since its restart: the pause rule that counts a
+// peer silent since before the pause as crashed holds only for a replica
+// that was in service (chatsim tcp seed 11 found a restarted replica that
+// stalled leading alone without the records its peer had committed).
+func TestNode_PauseWhileRecoveringKeepsWaiting(t *testing.T) {
+	l := eventlog.NewMemoryLog()
+	n := newNode(t, cfg(2, 0, 1, 2), l)
+	drain(t, n, l)
+	isr := []replica.ISRMember{{ID: 0}, {ID: 1}, {ID: 2}}
+	// Peer 0 is heard on every tick; peer 1 never, for longer than the
+	// failure timeout.
+	for range 25 {
+		n.Tick()
+		require.NoError(t, n.Step(replica.Message{Type: replica.MsgHeartbeat, From: 0, To: 2, Epoch: 1, ISR: isr, SeenIncarnation: 1}))
+		drain(t, n, l)
+	}
+	require.True(t, n.Status().Recovering)
+	assert.Equal(t, "restarted; waiting to hear from replica 1 of its last ISR [0 1 2]", n.Status().Waiting)
+	n.Paused(10)
+	drain(t, n, l)
+	require.NoError(t, n.Step(replica.Message{Type: replica.MsgHeartbeat, From: 0, To: 2, Epoch: 1, ISR: isr, SeenIncarnation: 2}))
+	drain(t, n, l)
+	st := n.Status()
+	assert.True(t, st.Recovering, "replica 1 was never heard from since the restart")
+	assert.False(t, st.Eligible)
+	assert.Equal(t, "restarted; waiting to hear from replica 1 of its last ISR [0 1 2]", st.Waiting)
+}
+
 // A crash between Append and AddEpoch leaves records whose epoch the
 // history lacks; the next start repairs it.
 func TestNode_RepairsEpochHistory(t *testing.T) {
@@ -437,7 +449,9 @@ func (failingLog) Read(eventlog.Offset, int) ([]eventlog.Record, error) {
 func TestNode_StopsOnReadError(t *testing.T) {
 	l := eventlog.NewMemoryLog()
 	require.NoError(t, l.Append([]eventlog.Record{{Offset: 1, Epoch: 1}}))
-	_, err := replica.NewNode(cfg(0, 0, 1, 2), failingLog{l})
+	_, _, err := replica.EnsureIdentity(l, 0, crand.Reader)
+	require.NoError(t, err)
+	_, err = replica.NewNode(cfg(0, 0, 1, 2), failingLog{l})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "disk on fire")
 }
@@ -459,4 +473,68 @@ func TestMessage_RoundTrip(t *testing.T) {
 	assert.Equal(t, "append", replica.MsgAppend.String())
 	assert.Equal(t, "none", replica.None.String())
 	assert.Equal(t, "primary", replica.RolePrimary.String())
+}
+
+// Rule (snapshots): a backup told it needs a snapshot remembers the
+// primary's log start; a notice it no longer needs (its log reaches that
+// far) or an older one changes nothing, and a new primary clears it: the
+// shell installs only a snapshot that helps (docs/replication.md,
+// "Snapshots and compaction").
+func TestNode_SnapshotNotice(t *testing.T) {
+	l := eventlog.NewMemoryLog()
+	recs := make([]eventlog.Record, 5)
+	for i := range recs {
+		recs[i] = eventlog.Record{Offset: eventlog.Offset(i + 1), Epoch: 1, Type: "x"}
+	}
+	require.NoError(t, l.Append(recs))
+	require.NoError(t, l.AddEpoch(eventlog.EpochStart{Epoch: 1, Start: 1}))
+	n := newNode(t, cfg(2, 0, 1, 2), l)
+	drain(t, n, l)
+	isr := []replica.ISRMember{{ID: 0}, {ID: 1}, {ID: 2}}
+	hb := func(from replica.NodeID, epoch eventlog.Epoch) {
+		require.NoError(t, n.Step(replica.Message{Type: replica.MsgHeartbeat, From: from, To: 2, Epoch: epoch,
+			Role: replica.RolePrimary, ISR: isr, SeenIncarnation: 1}))
+		drain(t, n, l)
+	}
+	notice := func(at eventlog.Offset) {
+		require.NoError(t, n.Step(replica.Message{Type: replica.MsgSnapshot, From: 0, To: 2, Epoch: 2, At: at}))
+		drain(t, n, l)
+	}
+	hb(0, 2)
+	require.Equal(t, replica.NodeID(0), n.Status().Primary)
+
+	notice(3) // stale: this log holds offset 4
+	assert.Equal(t, replica.None, n.Status().SnapshotFrom)
+
+	notice(10)
+	st := n.Status()
+	assert.Equal(t, replica.NodeID(0), st.SnapshotFrom)
+	assert.Equal(t, eventlog.Offset(10), st.SnapshotAt)
+	assert.Contains(t, st.Waiting, "installing a snapshot from primary 0")
+
+	notice(8) // an older notice does not lower what helps
+	assert.Equal(t, eventlog.Offset(10), n.Status().SnapshotAt)
+
+	hb(1, 3) // another primary may hold what the first one compacted
+	st = n.Status()
+	assert.Equal(t, replica.None, st.SnapshotFrom)
+	assert.Equal(t, eventlog.Offset(0), st.SnapshotAt)
+}
+
+// The rule the shell and the simulator apply to a snapshot offer, and
+// again before the install.
+func TestStatus_UnwantedSnapshot(t *testing.T) {
+	asking := replica.Status{Role: replica.RoleBackup, Primary: 1, SnapshotFrom: 1, SnapshotAt: 100}
+	assert.Empty(t, asking.UnwantedSnapshot(1, 120, 1, 50), "asked for, beyond what it holds")
+	assert.Empty(t, asking.UnwantedSnapshot(1, 100, 1, 50))
+	assert.Equal(t, "not asked for", asking.UnwantedSnapshot(1, 99, 1, 50), "older than the primary's log start")
+	assert.Contains(t, asking.UnwantedSnapshot(2, 120, 1, 50), "not this backup's primary")
+	assert.Equal(t, "this replica already holds that far", asking.UnwantedSnapshot(1, 120, 100, 130))
+	caughtUp := asking
+	caughtUp.SnapshotFrom, caughtUp.SnapshotAt = replica.None, 0
+	assert.Equal(t, "not asked for", caughtUp.UnwantedSnapshot(1, 120, 110, 115),
+		"a backup that caught up by offset meanwhile asks no more")
+	primary := asking
+	primary.Role = replica.RolePrimary
+	assert.NotEmpty(t, primary.UnwantedSnapshot(1, 120, 1, 50))
 }

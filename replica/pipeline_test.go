@@ -148,6 +148,11 @@ func TestNode_ISRIndex(t *testing.T) {
 	assert.Equal(t, x, readISRIndex(t, l), "client records leave the index alone")
 
 	restartISR := func() []replica.NodeID {
+		// Replica 1 restarting on this log (an ISR it is not alone in, so
+		// it does not lead at once and rewrite it).
+		id, err := replica.EncodeIdentity(replica.Identity{Replica: 1, Disk: 42})
+		require.NoError(t, err)
+		require.NoError(t, l.SetMeta(replica.IdentityKey, id))
 		return newNode(t, cfg(1, 0, 1, 2), l).Status().ISR
 	}
 	good, err := replica.EncodeISRIndex(x)

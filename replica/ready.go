@@ -57,10 +57,22 @@ type Ready struct {
 	// the ISR. It only moves backwards after a partition forked the log (then
 	// Truncate is set below the previous commit).
 	Commit eventlog.Offset
+	// Stable is an offset durable on every replica of the cluster, in or out
+	// of the ISR: no truncation, on any side of any partition, can reach it.
+	// A state machine needs no undo history for records up to it
+	// (shell.Rollbacker). It only grows.
+	Stable eventlog.Offset
+	// CompactTo, when non-zero, asks to discard the records up to it
+	// (eventlog Compact), after everything above is durable and ISRBase has
+	// been persisted (SetMeta(ISRBaseKey, EncodeISRBase(*ISRBase))): the ISR
+	// in effect at that point, which the chain of ISR records will no
+	// longer reach. See Node.Compact.
+	CompactTo eventlog.Offset
+	ISRBase   *ISRBase
 }
 
 // empty reports whether rd holds no work but an unchanged commit.
 func (rd *Ready) empty() bool {
 	return rd.HardState == nil && !rd.Truncate && rd.ISRIndex == nil && len(rd.Records) == 0 && len(rd.Epochs) == 0 &&
-		rd.DiscardRolledBack == 0 && len(rd.Messages) == 0 && len(rd.EarlyMessages) == 0
+		rd.DiscardRolledBack == 0 && len(rd.Messages) == 0 && len(rd.EarlyMessages) == 0 && rd.CompactTo == 0
 }

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -64,11 +65,16 @@ type EpochStartEvent struct {
 	Primary uint32         `msgpack:"primary"`
 }
 
-// ISRMember is one member of an ISR: a replica and the incarnation the
-// primary saw when it made it a member.
+// ISRMember is one member of an ISR: a replica, the incarnation the primary
+// saw when it made it a member, and the identity of its data directory then.
 type ISRMember struct {
 	ID          NodeID `msgpack:"id"`
 	Incarnation uint64 `msgpack:"inc"`
+	// Disk is the member's data directory identity (Identity.Disk) when it
+	// was made a member; 0 in records written before identities existed and
+	// in the initial ISR. A replica whose directory has another identity is
+	// not this member (its disk was replaced): see Node.isMe.
+	Disk uint64 `msgpack:"disk,omitempty"`
 }
 
 // ISRChange is the payload of a TypeISR record: the full new ISR, sorted by
@@ -82,6 +88,96 @@ type ISRChange struct {
 	Chained   bool            `msgpack:"ch,omitempty"`
 	PrevAt    eventlog.Offset `msgpack:"pa,omitempty"`
 	PrevEpoch eventlog.Epoch  `msgpack:"pe,omitempty"`
+}
+
+// IdentityKey is the Meta name under which the data directory's Identity
+// is stored.
+const IdentityKey = "replica.identity"
+
+// Identity names a replica's data directory. It is created once, when a
+// replica first starts on an empty directory (EnsureIdentity), and never
+// changes: a directory that lost its log (wiped, replaced, or reinitialized
+// by damage) comes back with a new one. ISR records name members by it, so
+// that a replica whose disk was replaced knows that it is a new member: the
+// records that named its former self are not about it (DESIGN.md section 3,
+// "Identity"; docs/replication.md).
+type Identity struct {
+	Replica NodeID `msgpack:"replica"`
+	// Disk is random and non-zero: 64 bits, so that two directories'
+	// identities collide with negligible probability.
+	Disk uint64 `msgpack:"disk"`
+	// Legacy is set when the identity was created on a directory whose log
+	// was written before identities existed: ISR records of that log name
+	// members with Disk 0, and those naming this replica are its own.
+	Legacy bool `msgpack:"legacy,omitempty"`
+}
+
+// String formats the identity as "<replica>-<disk in hex>".
+func (id Identity) String() string { return fmt.Sprintf("%s-%016x", id.Replica, id.Disk) }
+
+// EncodeIdentity returns the Meta value for id.
+func EncodeIdentity(id Identity) ([]byte, error) {
+	b, err := msgpack.Marshal(&id)
+	if err != nil {
+		return nil, fmt.Errorf("encode identity: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeIdentity parses a value written by EncodeIdentity.
+func DecodeIdentity(b []byte) (Identity, error) {
+	var id Identity
+	if err := msgpack.Unmarshal(b, &id); err != nil {
+		return Identity{}, fmt.Errorf("decode identity: %w", err)
+	}
+	if id.Disk == 0 {
+		return Identity{}, errors.New("decode identity: disk id 0")
+	}
+	return id, nil
+}
+
+// ISRBaseKey is the Meta name under which the ISRBase is stored.
+const ISRBaseKey = "replica.isr.base"
+
+// ISRBase is the ISR record in effect at the log's compaction point, kept
+// in the log's meta when compaction removes the records below it (the ISR
+// record itself may be among them): NewNode and truncations find the ISR in
+// effect through the chain of ISR records, and a chain that reaches below
+// the first retained record ends here. It is also what a snapshot carries,
+// for the replica that installs it.
+type ISRBase struct {
+	// At and Epoch locate the record (At 0: the initial ISR).
+	At     eventlog.Offset `msgpack:"at"`
+	Epoch  eventlog.Epoch  `msgpack:"e"`
+	Change ISRChange       `msgpack:"c"`
+}
+
+// EncodeISRBase returns the Meta value for b.
+func EncodeISRBase(b ISRBase) ([]byte, error) {
+	v, err := msgpack.Marshal(&b)
+	if err != nil {
+		return nil, fmt.Errorf("encode isr base: %w", err)
+	}
+	return v, nil
+}
+
+// DecodeISRBase parses a value written by EncodeISRBase.
+func DecodeISRBase(b []byte) (ISRBase, error) {
+	var v ISRBase
+	if err := msgpack.Unmarshal(b, &v); err != nil {
+		return ISRBase{}, fmt.Errorf("decode isr base: %w", err)
+	}
+	return v, nil
+}
+
+func (b ISRBase) view() isrView {
+	return isrView{members: b.Change.Members, epoch: b.Epoch, at: b.At,
+		chained: b.Change.Chained, prevAt: b.Change.PrevAt, prevEpoch: b.Change.PrevEpoch}
+}
+
+func (v isrView) base() ISRBase {
+	return ISRBase{At: v.at, Epoch: v.epoch, Change: ISRChange{Members: v.members, Chained: v.chained,
+		PrevAt: v.prevAt, PrevEpoch: v.prevEpoch}}
 }
 
 // ISRIndexKey is the Meta name under which the ISRIndex is stored.

@@ -63,13 +63,18 @@ func (n *Node) maybeResubmit() {
 	*rb = resubmission{pending: true, inflight: true, count: len(recs)}
 }
 
-// clientRecords returns copies of the records that a client caused, their
-// offset and epoch cleared (the primary assigns new ones).
+// clientRecords returns copies of the records that a client caused, marked
+// as re-submissions of the truncated copy (OrigEpoch, OrigOffset; a record
+// truncated again keeps its first origin), their offset and epoch cleared
+// (the primary assigns new ones).
 func clientRecords(recs []eventlog.Record) []eventlog.Record {
 	var out []eventlog.Record
 	for _, r := range recs {
 		if r.ClientID == "" {
 			continue
+		}
+		if !r.Resubmitted() {
+			r.OrigEpoch, r.OrigOffset = r.Epoch, r.Offset
 		}
 		r.Offset, r.Epoch = 0, 0
 		out = append(out, r)

@@ -20,8 +20,12 @@ package replica_test
 //	expect waiting X TEXT X's Status().Waiting contains TEXT
 //	expect isr X A,B      X's ISR is exactly {A, B}
 //	block A B append      drop A's Append messages to B; unblock
+//	block A B append-from N  only those of records after offset N
 //	isolate X | heal      partition X from the others
 //	force X               operator override: X leads now
+//	wipe X                crash X and replace its disk with an empty one
+//	queue X C             client C sends to paused X: the request waits in its queue
+//	traffic on|off        random client requests (no other faults) on or off
 //	converge              faults off, everything restarted: must converge
 
 import (
@@ -33,6 +37,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/replichat/replichat/eventlog"
 	"github.com/replichat/replichat/replica"
 	"github.com/replichat/replichat/replica/replicatest"
 )
@@ -44,7 +49,7 @@ type script struct {
 }
 
 func newScript(t *testing.T, partitions bool) *script {
-	opts := replicatest.Options{Seed: 7, Nodes: 3, Config: simConfig(), Partitions: partitions, Clients: 3,
+	opts := replicatest.Options{Seed: 7, Nodes: 3, Config: simConfig(), Partitions: partitions, Clients: 3, ProposeProb: 0.3,
 		Net: replicatest.NetworkOptions{DelayMinTicks: 1, DelayMeanTicks: 1, DelayMaxTicks: 4, FIFO: true}, RetryTicks: 40}
 	c, err := replicatest.NewCluster(opts)
 	require.NoError(t, err)
@@ -144,7 +149,11 @@ func (s *script) exec(f []string) error {
 	case "expect":
 		return s.expect(f[1:])
 	case "block":
-		c.Net.Block(s.node(f[1]), s.node(f[2]), func(m replica.Message) bool { return m.Type == replica.MsgAppend })
+		var from eventlog.Offset // "append-from N": only Appends of records after offset N
+		if len(f) > 4 && f[3] == "append-from" {
+			from = eventlog.Offset(arg(4))
+		}
+		c.Net.Block(s.node(f[1]), s.node(f[2]), func(m replica.Message) bool { return m.Type == replica.MsgAppend && m.Prev >= from })
 	case "unblock":
 		c.Net.Unblock()
 	case "isolate":
@@ -160,6 +169,12 @@ func (s *script) exec(f []string) error {
 		c.Net.Heal()
 	case "force":
 		return c.ForceLead(s.node(f[1]))
+	case "wipe":
+		c.Wipe(s.node(f[1]))
+	case "queue":
+		return c.QueueTo(arg(2), s.node(f[1]))
+	case "traffic":
+		c.Traffic = f[1] == "on"
 	case "converge":
 		return c.Liveness(3000)
 	default:
@@ -393,7 +408,108 @@ func TestScenario_DivergenceResubmitsAcknowledgedWrites(t *testing.T) {
 		converge
 	`)
 	require.Positive(t, s.c.Stats.Truncations, "the old primary must have truncated")
-	require.True(t, s.c.Acked[replicatest.ClientSeq{Client: "c1", Seq: 1}], "the write acknowledged by the isolated primary")
+	require.Contains(t, s.c.Acked, replicatest.ClientSeq{Client: "c1", Seq: 1}, "the write acknowledged by the isolated primary")
+}
+
+// The issue's replaced-disk race (DESIGN.md: identity): after a full stop,
+// one replica's data directory is wiped; all three restart, and the other
+// two crash while the wiped one is still catching up. The wiped replica's
+// fetched log names its former self as an ISR member, with its former
+// incarnation: it must know that this was another disk, stay a new member,
+// refuse to lead, and say why; nothing acknowledged is lost once the others
+// are back.
+func TestScenario_WipedReplicaNeverLeadsOnItsFormerSelf(t *testing.T) {
+	newScript(t, false).run(`
+		tick 60
+		traffic on
+		tick 200
+		traffic off
+		send 0
+		kill 0
+		kill 1
+		kill 2
+		wipe 1
+		# It gets the start of the log, whose ISR records name its former
+		# self (incarnation 1, as it is now), then no more.
+		block 0 1 append-from 20
+		block 2 1 append-from 20
+		restart 0
+		restart 1
+		restart 2
+		tick 60
+		roles                  # 0 or 2: the wiped replica is a new member
+		kill 0
+		kill 2
+		tick 300
+		expect no-primary
+		expect waiting 1 not in the latest ISR
+		restart 0
+		restart 2
+		unblock
+		converge
+	`)
+}
+
+// The issue's pause with queued requests (DESIGN.md: definite errors are
+// definite): the primary is stopped past the failure timeout while clients
+// keep sending to it; their requests wait in its socket. The others elect a
+// new primary; when the old one resumes it may take the queued requests
+// before it notices it was stopped. Whatever it answers must be true: the
+// simulator fails a run in which a request every replica refused is
+// applied, and one in which an acknowledged request is missing or answered
+// with another result.
+func TestScenario_PausedPrimaryWithQueuedRequests(t *testing.T) {
+	for _, seed := range []uint64{7, 8, 9, 10} {
+		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			s := newScript(t, false)
+			s.c.Reseed(seed)
+			s.run(`
+				tick 60
+				roles
+				send 0
+				pause p 60             # past the failover timeout
+				tick 5
+				queue p 1
+				queue p 2
+				tick 80                # resumed, with two requests queued
+				send 0
+				converge
+			`)
+		})
+	}
+}
+
+// Links cut and restored again and again under client load, the primary's
+// and the backups' in turn (the issue's flapping partitions): all mode forks
+// each time, re-submission must land every acknowledged write exactly once.
+func TestScenario_FlappingPartitionsUnderLoad(t *testing.T) {
+	s := newScript(t, true)
+	s.run(`
+		tick 60
+		traffic on
+		roles
+		isolate p
+		tick 30                # long enough to fork
+		heal
+		tick 12
+		isolate b1
+		tick 8                 # shorter than the failure timeout
+		heal
+		tick 5
+		isolate p
+		tick 45
+		heal
+		tick 3
+		isolate b2
+		tick 30
+		heal
+		isolate p
+		tick 25
+		heal
+		traffic off
+		converge
+	`)
+	require.Positive(t, s.c.Stats.Truncations, "the flapping must have forked the log")
 }
 
 func arg1(tok string) int {
@@ -446,6 +562,36 @@ func TestScenario_BackupPausedWhilePrimaryAliveRecovers(t *testing.T) {
 		send 2
 		restart 0
 		restart 1
+		restart 2
+		converge
+	`)
+}
+
+// A backup that granted the winner's vote holding the winner's whole log,
+// and learned the new ISR {winner, itself} from heartbeats before the ISR
+// record reached it, is as good as a member holding that record: when the
+// winner's disk is then replaced, it leads. Replica 0 paused (a new
+// incarnation) and never received a record naming that incarnation, and 2
+// is out of the ISR, so before the vote counted no replica was ever
+// eligible again (simulator, partition seed 439).
+func TestScenario_VoterLeadsWhenTheWinnerLosesItsDisk(t *testing.T) {
+	newScript(t, false).run(`
+		tick 60
+		expect primary=0
+		send 0
+		kill 2
+		tick 60
+		expect isr 0 0,1
+		block 1 0 append
+		pause 0 12
+		tick 80
+		expect primary=1
+		expect isr 1 0,1
+		wipe 1
+		restart 1
+		unblock
+		tick 300
+		expect primary=0
 		restart 2
 		converge
 	`)

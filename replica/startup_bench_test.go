@@ -1,6 +1,7 @@
 package replica_test
 
 import (
+	crand "crypto/rand"
 	"testing"
 	"time"
 
@@ -23,6 +24,9 @@ func BenchmarkNewNode_1M(b *testing.B) {
 	const total, batch = 1_000_000, 5_000
 	l, err := eventlog.OpenBadger(b.TempDir(), eventlog.BadgerOptions{})
 	if err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := replica.EnsureIdentity(l, 1, crand.Reader); err != nil {
 		b.Fatal(err)
 	}
 	defer func() {

@@ -19,7 +19,16 @@ func (n *Node) Step(m Message) error {
 		return fmt.Errorf("step %s from %s to %s: %w", m.Type, m.From, m.To, ErrUnknownPeer)
 	}
 	p.heardAgo = 0
-	p.incarnation, p.recovering = max(p.incarnation, m.Incarnation), m.Recovering
+	if m.Disk != 0 && m.Disk != p.disk {
+		// The first we hear of this data directory, or a new one (the
+		// peer's disk was replaced): its incarnations count from its own
+		// first start.
+		p.disk, p.incarnation = m.Disk, m.Incarnation
+	} else {
+		p.incarnation = max(p.incarnation, m.Incarnation)
+	}
+	p.recovering = m.Recovering
+	p.diskFull = m.DiskFull
 	if len(m.ISR) > 0 {
 		// Only messages that carry the sender's ISR count as "heard from"
 		// for recovery: a recovering node must learn what its peers know.
@@ -67,9 +76,20 @@ func (n *Node) Step(m Message) error {
 			if n.primary != m.From {
 				n.logger.Info("following primary", "primary", m.From, "epoch", n.epoch)
 				n.primary, n.matched = m.From, false
+				n.primaryStamp = 0
 			}
 		}
+		// The failover timer restarts now, and the primary learns (from
+		// the echo of its stamp) that it did: its read lease.
 		n.failoverElapsed = 0
+		n.primaryStamp = max(n.primaryStamp, m.Stamp)
+	}
+	if n.role == RolePrimary && m.Echo != 0 {
+		// A stamp of this term (every stamp since primarySince is): the
+		// peer reset its failover timer when that message arrived.
+		if e := int64(m.Echo); e >= n.primarySince && e <= n.now && e > p.echo {
+			p.echo = e
+		}
 	}
 	switch m.Type {
 	case MsgHeartbeat:
@@ -101,6 +121,15 @@ func (n *Node) Step(m Message) error {
 		}
 	case MsgResubmit:
 		n.handleResubmit(m)
+	case MsgSnapshot:
+		if n.role == RoleBackup && m.From == n.primary && n.lv.last < m.At {
+			// (A stale one, sent before this replica caught up or
+			// installed one, is ignored: its log holds what it lacked.)
+			if n.snapshotFrom != m.From {
+				n.logger.Info("primary says this replica needs a snapshot: its log starts after offset", "primary", m.From, "at", m.At)
+			}
+			n.snapshotFrom, n.snapshotAt = m.From, max(n.snapshotAt, m.At)
+		}
 	case MsgResubmitResp:
 		if n.rb.inflight && !n.rb.known && m.Count == n.rb.count && m.From == n.primary {
 			n.rb.known, n.rb.upto, n.rb.uptoEpoch = true, m.LastOffset, m.LastEpoch
@@ -117,10 +146,17 @@ func (n *Node) msg(t MsgType, to NodeID) Message {
 	m := Message{
 		Type: t, From: n.cfg.ID, To: to, Epoch: n.epoch, Role: n.role, Primary: n.primary,
 		LastOffset: n.lv.last, LastEpoch: n.lv.lastEpoch, Incarnation: n.incarnation,
-		Recovering: n.recovering, Eligible: n.eligible(),
+		Recovering: n.recovering, Eligible: n.eligible(), Disk: n.identity.Disk, Stamp: uint64(n.now),
+		DiskFull: n.diskFull,
 	}
 	if p := n.peers[to]; p != nil {
 		m.SeenIncarnation = p.incarnation
+	}
+	switch {
+	case n.role == RolePrimary:
+		m.Stable = n.stable
+	case to == n.primary:
+		m.Echo = n.primaryStamp
 	}
 	return m
 }
@@ -165,6 +201,12 @@ func (n *Node) handleHeartbeat(m Message) {
 		return
 	}
 	n.advanceCommit(min(m.Commit, n.verified))
+	n.advanceStable(min(m.Stable, n.verified))
+}
+
+// advanceStable raises the stable offset to s if higher.
+func (n *Node) advanceStable(s eventlog.Offset) {
+	n.stable = max(n.stable, s)
 }
 
 func (n *Node) sendFetch() {
@@ -185,6 +227,11 @@ func (n *Node) handleAppend(m Message) {
 	if n.role != RoleBackup || m.From != n.primary {
 		return
 	}
+	if n.diskFull {
+		// Nothing is appended, nothing acknowledged: the primary removes
+		// this replica from the ISR (it says DiskFull in every message).
+		return
+	}
 	reply := func(reject bool, last eventlog.Offset) {
 		r := n.msg(MsgAppendResp, m.From)
 		r.Reject, r.LastOffset = reject, last
@@ -194,7 +241,7 @@ func (n *Node) handleAppend(m Message) {
 		reply(true, n.lv.last) // a gap: an earlier Append was lost
 		return
 	}
-	if m.Prev > 0 && (m.Prev < n.lv.log.First() || n.lv.epochAt(m.Prev) != m.PrevEpoch) {
+	if m.Prev > 0 && (m.Prev+1 < n.lv.log.First() || n.lv.epochAt(m.Prev) != m.PrevEpoch) {
 		// The logs diverge before these records: find where.
 		n.matched = false
 		n.sendFetch()
@@ -219,8 +266,10 @@ func (n *Node) handleAppend(m Message) {
 	}
 	end := m.Prev + eventlog.Offset(len(m.Records))
 	n.matched = true
+	n.snapshotDone()
 	n.verified = max(n.verified, end)
 	n.advanceCommit(min(m.Commit, n.verified))
+	n.advanceStable(min(m.Stable, n.verified))
 	reply(false, end)
 }
 
@@ -236,10 +285,18 @@ func (n *Node) handleFetch(p *peer, m Message) {
 	// Echo the request's position: a late or duplicated answer to an older
 	// request must not make the backup truncate what it has since received.
 	r.Prev, r.PrevEpoch = m.LastOffset, m.LastEpoch
+	if m.LastOffset+1 < n.lv.log.First() {
+		// It holds less than what this log retains: whatever it holds,
+		// only a snapshot can bring it to where this log starts.
+		p.next = m.LastOffset + 1
+		n.needSnapshot(p)
+		return
+	}
 	if m.LastOffset == 0 || (e == m.LastEpoch && end >= m.LastOffset) {
 		r.LastOffset, r.LastEpoch = m.LastOffset, m.LastEpoch
 		n.send(r)
 		p.replicating, p.match, p.next, p.inflight, p.sinceProgress = true, m.LastOffset, m.LastOffset+1, nil, 0
+		p.snapshotAgo = -1
 		n.sendAppends(p)
 		n.maybeCommit()
 		return
@@ -257,6 +314,7 @@ func (n *Node) handleFetchResp(m Message) {
 	if !m.Reject {
 		if m.LastOffset <= n.lv.last && n.lv.epochAt(m.LastOffset) == m.LastEpoch {
 			n.matched = true
+			n.snapshotDone()
 			n.verified = max(n.verified, m.LastOffset)
 		}
 		return
@@ -267,5 +325,14 @@ func (n *Node) handleFetchResp(m Message) {
 	n.truncate(min(mine, m.LastOffset))
 	if n.stopped == nil {
 		n.sendFetch()
+	}
+}
+
+// snapshotDone forgets that this backup needed a snapshot once the primary
+// streams it records again (it installed one, or the message was stale):
+// its status must not keep saying it waits for one.
+func (n *Node) snapshotDone() {
+	if n.snapshotFrom != None && n.lv.last >= n.snapshotAt {
+		n.snapshotFrom = None
 	}
 }

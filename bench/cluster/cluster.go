@@ -1,7 +1,16 @@
 // Package cluster starts and controls a local replichat cluster of real chatd
 // processes on loopback, each with its own data directory: what the
 // end-to-end tests and the benchmark harness run against. Processes are
-// killed with SIGKILL to model crashes, and restarted on the same data.
+// killed with SIGKILL to model crashes, and restarted on the same data;
+// paused with SIGSTOP (Pause, Resume) to model a process that stalls past
+// the failure timeout; and their data directories wiped (Wipe) to model a
+// replaced disk.
+//
+// With Config.Proxied, every replica runs behind a fault-injecting proxy
+// (package bench/netfault): chatd binds its own port (--listen) but names
+// the proxy's addresses in --peers, so the replicas reach each other, and
+// clients (Addrs) reach the replicas, only through the proxy, which the
+// caller controls (Proxy).
 package cluster
 
 import (
@@ -20,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/replichat/replichat/bench/netfault"
 	"github.com/replichat/replichat/chat/wire"
 )
 
@@ -67,8 +77,10 @@ type Config struct {
 	Chatd    string // path of the chatd binary
 	Dir      string // each replica's data is Dir/<id>, its log Dir/<id>.log
 	Replicas int    // 1, 3 or 5
-	// Args are extra chatd flags for every replica (e.g. cheap argon costs).
-	Args []string
+	// Args are extra chatd flags for every replica (e.g. cheap argon costs);
+	// ReplicaArgs adds more for one replica (e.g. its own --metrics-addr).
+	Args        []string
+	ReplicaArgs map[int][]string
 	// Env are extra environment variables (KEY=VALUE) for every replica
 	// process, on top of this process's environment; ReplicaEnv adds more
 	// for one replica (e.g. a failpoint).
@@ -79,24 +91,32 @@ type Config struct {
 	// Debug gives every replica a --debug-addr on a free loopback port
 	// (DebugAddr), so that its profiles can be fetched.
 	Debug bool
+	// Proxied starts a netfault.Proxy in front of the replicas (see the
+	// package documentation): Addrs and --peers are then the proxy's
+	// addresses, DirectAddrs the replicas' own.
+	Proxied bool
 }
 
 // Cluster is a running set of chatd processes. Its methods are safe for
 // concurrent use.
 type Cluster struct {
-	cfg        Config
-	addrs      []string
-	debugAddrs []string // nil unless cfg.Debug
+	cfg Config
+	// addrs are where clients and peers reach the replicas (the proxy's
+	// addresses when proxied); direct where the replicas listen.
+	addrs, direct []string
+	debugAddrs    []string        // nil unless cfg.Debug
+	proxy         *netfault.Proxy // nil unless cfg.Proxied
 
 	mu    sync.Mutex
 	procs []*proc // nil entry: not running
 }
 
 type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited and been reaped
-	err  error
-	log  *os.File
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the process has exited and been reaped
+	err    error
+	log    *os.File
+	paused bool // stopped with SIGSTOP; guarded by Cluster.mu
 }
 
 // Start picks free loopback ports and starts every replica, returning once
@@ -115,14 +135,21 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{cfg: cfg, addrs: addrs, procs: make([]*proc, cfg.Replicas)}
+	c := &Cluster{cfg: cfg, addrs: addrs, direct: addrs, procs: make([]*proc, cfg.Replicas)}
+	if cfg.Proxied {
+		if c.proxy, err = netfault.New(netfault.Config{Targets: addrs}); err != nil {
+			return nil, err
+		}
+		c.addrs = c.proxy.Addrs()
+	}
 	if cfg.Debug {
 		if c.debugAddrs, err = freePorts(cfg.Replicas); err != nil {
+			c.Close()
 			return nil, err
 		}
 	}
 	for i := range cfg.Replicas {
-		if err := c.launch(i); err != nil {
+		if err := c.launch(i, nil); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -158,8 +185,17 @@ func freePorts(n int) ([]string, error) {
 	return addrs, nil
 }
 
-// Addrs are the replicas' client addresses, by id.
+// Addrs are the replicas' client addresses, by id: the proxy's when
+// proxied.
 func (c *Cluster) Addrs() []string { return append([]string(nil), c.addrs...) }
+
+// DirectAddrs are the addresses the replicas listen on, by id: Addrs unless
+// proxied, and then the proxy's targets, which bypass its faults.
+func (c *Cluster) DirectAddrs() []string { return append([]string(nil), c.direct...) }
+
+// Proxy is the fault-injecting proxy in front of the replicas, nil unless
+// Config.Proxied.
+func (c *Cluster) Proxy() *netfault.Proxy { return c.proxy }
 
 // DebugAddr is replica id's profiling address ("" unless Config.Debug).
 func (c *Cluster) DebugAddr(id int) string {
@@ -178,7 +214,8 @@ func (c *Cluster) DataDir(id int) string { return filepath.Join(c.cfg.Dir, strco
 // LogPath is the file replica id's stderr goes to (appended across restarts).
 func (c *Cluster) LogPath(id int) string { return filepath.Join(c.cfg.Dir, strconv.Itoa(id)+".log") }
 
-// Peers is the --peers flag value of this cluster.
+// Peers is the --peers flag value of this cluster (the proxy's addresses
+// when proxied).
 func (c *Cluster) Peers() string {
 	parts := make([]string, len(c.addrs))
 	for i, a := range c.addrs {
@@ -189,18 +226,21 @@ func (c *Cluster) Peers() string {
 
 func (c *Cluster) args(id int) []string {
 	args := []string{"--id", strconv.Itoa(id), "--data", c.DataDir(id)}
-	if len(c.addrs) == 1 {
+	switch {
+	case c.proxy != nil:
+		args = append(args, "--listen", c.direct[id], "--peers", c.Peers())
+	case len(c.addrs) == 1:
 		args = append(args, "--listen", c.addrs[0])
-	} else {
+	default:
 		args = append(args, "--peers", c.Peers())
 	}
 	if c.debugAddrs != nil {
 		args = append(args, "--debug-addr", c.debugAddrs[id])
 	}
-	return append(args, c.cfg.Args...)
+	return append(append(args, c.cfg.Args...), c.cfg.ReplicaArgs[id]...)
 }
 
-func (c *Cluster) launch(id int) error {
+func (c *Cluster) launch(id int, extra []string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.procs[id]; p != nil {
@@ -214,7 +254,7 @@ func (c *Cluster) launch(id int) error {
 	if err != nil {
 		return fmt.Errorf("open replica %d log: %w", id, err)
 	}
-	cmd := exec.Command(c.cfg.Chatd, c.args(id)...)
+	cmd := exec.Command(c.cfg.Chatd, append(c.args(id), extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if len(c.cfg.Env)+len(c.cfg.ReplicaEnv[id]) > 0 {
 		cmd.Env = append(append(os.Environ(), c.cfg.Env...), c.cfg.ReplicaEnv[id]...)
@@ -236,11 +276,22 @@ func (c *Cluster) launch(id int) error {
 // Restart starts replica id again on its data directory and waits until it
 // answers (it may answer as a backup that is still catching up).
 func (c *Cluster) Restart(ctx context.Context, id int) error {
-	if err := c.launch(id); err != nil {
+	return c.RestartWith(ctx, id)
+}
+
+// RestartWith is Restart with extra chatd flags for this start only (e.g.
+// --repair).
+func (c *Cluster) RestartWith(ctx context.Context, id int, extra ...string) error {
+	if err := c.launch(id, extra); err != nil {
 		return err
 	}
 	return c.WaitReady(ctx, id)
 }
+
+// Args are the chatd flags replica id starts with (its --id, --data and
+// --peers, then Config.Args and ReplicaArgs), for a test that runs chatd on
+// the replica's directory itself.
+func (c *Cluster) Args(id int) []string { return c.args(id) }
 
 // Running reports whether replica id's process is alive.
 func (c *Cluster) Running(id int) bool {
@@ -274,6 +325,10 @@ func (c *Cluster) signal(id int, sig syscall.Signal) error {
 		return fmt.Errorf("replica %d is not running", id)
 	}
 	p.cmd.Process.Signal(sig)
+	if sig != syscall.SIGKILL && p.paused {
+		// A stopped process acts on SIGTERM only once continued.
+		p.cmd.Process.Signal(syscall.SIGCONT)
+	}
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
@@ -317,7 +372,118 @@ func (c *Cluster) Pid(id int) int {
 	return 0
 }
 
-// WaitReady waits until replica id answers a hello.
+// Pause stops replica id with SIGSTOP: it keeps its sockets (connections
+// to it queue in the kernel) but does nothing until Resume.
+func (c *Cluster) Pause(id int) error { return c.setPaused(id, true) }
+
+// Resume continues replica id after Pause (SIGCONT).
+func (c *Cluster) Resume(id int) error { return c.setPaused(id, false) }
+
+func (c *Cluster) setPaused(id int, pause bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.procs[id]
+	if p == nil {
+		return fmt.Errorf("replica %d is not running", id)
+	}
+	select {
+	case <-p.done:
+		return fmt.Errorf("replica %d has exited", id)
+	default:
+	}
+	if p.paused == pause {
+		return nil
+	}
+	sig := syscall.SIGCONT
+	if pause {
+		sig = syscall.SIGSTOP
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal replica %d with %s: %w", id, sig, err)
+	}
+	p.paused = pause
+	if pause {
+		// kill(2) returns before the signal is delivered: a replica on the
+		// other core goes on running (and answering) for a moment, which a
+		// test that probes it right away sees (CI did, under -race).
+		// Pause returns only once every thread is stopped.
+		if err := waitStopped(p.cmd.Process.Pid, 5*time.Second); err != nil {
+			return fmt.Errorf("pause replica %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// waitStopped polls /proc until every thread of pid is in the stopped
+// state (T), or the timeout passes.
+func waitStopped(pid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		stopped, err := allThreadsStopped(pid)
+		if err != nil {
+			return err
+		}
+		if stopped {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d not stopped after %s", pid, timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func allThreadsStopped(pid int) (bool, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false, fmt.Errorf("list threads of process %d: %v", pid, err)
+	}
+	for _, path := range tasks {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // the thread exited
+			}
+			return false, fmt.Errorf("read %s: %w", path, err)
+		}
+		// The state follows the command name, which is in parentheses and
+		// may itself contain spaces or parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return false, fmt.Errorf("parse %s: %q", path, b)
+		}
+		if st := b[i+2]; st != 'T' && st != 't' {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Paused reports whether replica id is stopped by Pause.
+func (c *Cluster) Paused(id int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.procs[id]
+	return p != nil && p.paused
+}
+
+// Wipe removes replica id's data directory, as a replaced disk would: the
+// next Restart starts it empty. The replica must not be running. The
+// cluster secret (cluster.secret in Config.Dir, beside the data
+// directories) and the replica's log file are kept.
+func (c *Cluster) Wipe(id int) error {
+	if c.Running(id) {
+		return fmt.Errorf("wipe replica %d: it is running", id)
+	}
+	if err := os.RemoveAll(c.DataDir(id)); err != nil {
+		return fmt.Errorf("wipe replica %d: %w", id, err)
+	}
+	return nil
+}
+
+// WaitReady waits until replica id answers a hello on its own address (not
+// through the proxy, so that a fault there does not hide a started
+// replica).
 func (c *Cluster) WaitReady(ctx context.Context, id int) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
 	defer cancel()
@@ -325,12 +491,12 @@ func (c *Cluster) WaitReady(ctx context.Context, id int) error {
 		if err, exited := c.Exited(id); exited {
 			return fmt.Errorf("replica %d exited during start-up: %v; log %s:\n%s", id, err, c.LogPath(id), tail(c.LogPath(id)))
 		}
-		if _, err := Hello(ctx, c.addrs[id]); err == nil {
+		if _, err := Hello(ctx, c.direct[id]); err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("replica %d not answering on %s: %w; log %s:\n%s", id, c.addrs[id], ctx.Err(), c.LogPath(id), tail(c.LogPath(id)))
+			return fmt.Errorf("replica %d not answering on %s: %w; log %s:\n%s", id, c.direct[id], ctx.Err(), c.LogPath(id), tail(c.LogPath(id)))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -350,12 +516,15 @@ func Hello(ctx context.Context, addr string) (wire.HelloOK, error) {
 	return conn.Handshake(dctx, wire.Hello{Role: wire.RoleClient, ClientID: "cluster-probe", Software: "replichat-cluster"})
 }
 
-// Close kills every running replica.
+// Close kills every running replica and closes the proxy.
 func (c *Cluster) Close() {
 	for id := range c.procs {
 		if c.Running(id) {
 			c.Kill(id)
 		}
+	}
+	if c.proxy != nil {
+		c.proxy.Close()
 	}
 }
 

@@ -33,8 +33,26 @@
 //     earlier applied offset, and the replication shell replays the rest
 //     from the log, which is fsynced and loses nothing acknowledged.
 //
-// The one write that must not silently roll back is a reset of the state
-// (after a fork truncated the log below what was applied): losing it could
-// leave records that are no longer in the log applied to the state. Its
-// caller calls Sync after it.
+// The writes that must not silently roll back are a reset of the state and
+// a rollback by undo records (chat.State.RollbackTo), both after a fork
+// truncated the log below what was applied: losing one could leave records
+// that are no longer in the log applied to the state. Their caller calls
+// Sync after them (chat/server's StateMachine.SetSync).
+//
+// Undo records (chat's local "~undo/" keys) are written in the transaction
+// of the batch they undo, so a lost suffix of the state loses their undo
+// records with it, and a rollback transaction restores its batches'
+// values, the applied offset and deletes their undo records at once:
+// whatever Badger keeps of them is a consistent state at a batch boundary.
+//
+// # Deleted data
+//
+// A key the state deletes (a message deleted by both its sender and its
+// recipient, a deleted account's records, an undo record dropped) stays in
+// Badger's files, in a memtable's write-ahead log or in tables, until the
+// memtable is flushed and a compaction merges the deletion with the old
+// value. DB.Purge forces both without blocking a write (badgerdb.Purge);
+// chat/server's StateMachine calls it once the log no longer holds the
+// deleted data either, which is what bounds how long a deleted message is
+// readable on disk.
 package chatdb

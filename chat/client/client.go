@@ -459,6 +459,7 @@ func (r *retrier) bound(ctx context.Context) (context.Context, context.CancelFun
 // reset forgets past failures, after a success.
 func (r *retrier) reset() {
 	r.deadline = time.Time{}
+	r.delay = 0
 	r.last = nil
 }
 
@@ -469,7 +470,7 @@ func (r *retrier) wait(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ctxErr(ctx))
 	}
 	if isContextErr(err) && !r.deadline.IsZero() && !time.Now().Before(r.deadline) {
-		return r.expired(op)
+		return r.expired(ctx, op)
 	}
 	if !retryable(err) {
 		return finalError(op, err)
@@ -481,7 +482,7 @@ func (r *retrier) wait(ctx context.Context, op string, err error) error {
 	}
 	r.last = err
 	if !now.Before(r.deadline) {
-		return r.expired(op)
+		return r.expired(ctx, op)
 	}
 	r.c.logger.Debug("retrying", "op", op, "err", err, "backoff", r.delay)
 	d := min(r.c.jitter(r.delay), time.Until(r.deadline))
@@ -496,17 +497,37 @@ func (r *retrier) wait(ctx context.Context, op string, err error) error {
 	}
 }
 
-// expired is the error once the failover deadline has passed.
-func (r *retrier) expired(op string) error {
+// pause waits the next jittered backoff, without a deadline: the pacing of
+// a caller that never gives up (ListenConfig.Persist). It returns ctx's
+// error if ctx ends first.
+func (r *retrier) pause(ctx context.Context) error {
+	if r.delay == 0 {
+		r.delay = backoffMin
+	}
+	t := time.NewTimer(r.c.jitter(r.delay))
+	defer t.Stop()
+	r.delay = min(2*r.delay, backoffMax)
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	}
+}
+
+// expired is the error once the failover deadline has passed: it wraps
+// ErrFailoverTimeout and an *UnavailableError that says why, in the
+// replicas' words (a survey of their status), rather than the last
+// connection's "connection refused". The *UnavailableError wraps the last
+// failure in turn.
+func (r *retrier) expired(ctx context.Context, op string) error {
 	last := r.last
 	var we *wire.Error
 	if errors.As(last, &we) {
 		last = fromWire(we)
 	}
-	if last == nil {
-		return fmt.Errorf("%s: %w after %v", op, ErrFailoverTimeout, r.c.cfg.FailoverTimeout)
-	}
-	return fmt.Errorf("%s: %w after %v: %w", op, ErrFailoverTimeout, r.c.cfg.FailoverTimeout, last)
+	why := r.c.unavailable(ctx, last)
+	return fmt.Errorf("%s: %w after %v: %w", op, ErrFailoverTimeout, r.c.cfg.FailoverTimeout, why)
 }
 
 // jitter returns a random duration in [d/2, d).

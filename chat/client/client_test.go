@@ -59,6 +59,12 @@ func TestNew_Config(t *testing.T) {
 	_, err := client.New(client.Config{})
 	require.ErrorIs(t, err, client.ErrNoServers)
 
+	for _, bad := range []string{"127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", "[::1"} {
+		_, err = client.New(client.Config{Servers: []string{"127.0.0.1:7100", bad}})
+		require.ErrorIs(t, err, client.ErrBadServer, "%q", bad)
+		assert.Contains(t, err.Error(), fmt.Sprintf("%q", bad))
+	}
+
 	_, err = client.New(client.Config{Servers: []string{"x:1"}, ClientID: strings.Repeat("a", wire.MaxClientIDLen+1)})
 	require.Error(t, err)
 
@@ -343,11 +349,23 @@ func TestClient_FailoverTimeout(t *testing.T) {
 	assert.GreaterOrEqual(t, elapsed, cfg.FailoverTimeout)
 	assert.Less(t, elapsed, cfg.FailoverTimeout+cfg.DialTimeout, "gives up at the failover timeout")
 
+	// The error says why, in the replicas' words.
+	cl.SetWaiting("restarted; waiting to hear from replica 2")
+	_, err = client.Dial(t.Context(), cfg)
+	require.ErrorIs(t, err, client.ErrFailoverTimeout)
+	var ue *client.UnavailableError
+	require.ErrorAs(t, err, &ue)
+	require.Len(t, ue.Replicas, 2)
+	assert.Contains(t, err.Error(), "replicas 0, 1: restarted; waiting to hear from replica 2")
+	require.ErrorAs(t, err, &e, "the last failure is still kept")
+
 	// Also when every server is down.
 	cl.Stop(0)
 	cl.Stop(1)
 	_, err = client.Dial(t.Context(), cfg)
 	require.ErrorIs(t, err, client.ErrFailoverTimeout)
+	require.ErrorAs(t, err, &ue)
+	assert.Equal(t, "replicas 0, 1: down (connection refused)", ue.Error())
 
 	// ctx ends first: its error, not a failover timeout.
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
@@ -389,6 +407,10 @@ func TestClient_Status(t *testing.T) {
 	assert.Equal(t, wire.RolePrimary, st[1].Role)
 	assert.Equal(t, cl.Addr(1), st[1].Addr)
 
+	// The others are asked too, at the addresses the answers give: a
+	// replica that is down then has no numbers, not a peer's view of it.
+	assert.Equal(t, wire.ReplicaStatus{ID: 2, Addr: cl.Addr(2), Role: wire.RoleDown, Waiting: "connection refused"}, st[2])
+
 	// Nobody answers: every configured server is down, ids by position.
 	cl.Stop(0)
 	cl.Stop(1)
@@ -396,8 +418,23 @@ func TestClient_Status(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, st, 3)
 	for i, r := range st {
-		assert.Equal(t, wire.ReplicaStatus{ID: uint32(i), Addr: cl.Addr(i), Role: wire.RoleDown}, r)
+		assert.Equal(t, wire.ReplicaStatus{ID: uint32(i), Addr: cl.Addr(i), Role: wire.RoleDown, Waiting: "connection refused"}, r)
 	}
+}
+
+func TestClient_StatusInSyncIsThePrimarysWord(t *testing.T) {
+	cl := clienttest.Start(t, 3)
+	cl.SetPrimary(0)
+	cl.SetInSync(2, false)
+	c, err := client.New(testConfig(cl.Addrs()...))
+	require.NoError(t, err)
+	defer c.Close()
+	st, err := c.Status(t.Context())
+	require.NoError(t, err)
+	require.Len(t, st, 3)
+	assert.Equal(t, []bool{true, true, false}, []bool{st[0].InSync, st[1].InSync, st[2].InSync})
+	assert.True(t, client.Serving(st[0]))
+	assert.False(t, client.Serving(st[1]))
 }
 
 func TestClient_Listen(t *testing.T) {
@@ -572,4 +609,85 @@ func TestClient_ListenKeepAliveDetectsSilentServer(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 	assert.Len(t, requestsOf(cl, c, wire.OpLogin), 2, "logged in again")
+}
+
+func TestClient_ListenPersistsThroughOutages(t *testing.T) {
+	cl := clienttest.Start(t, 3)
+	cfg := testConfig(cl.Addrs()...)
+	cfg.FailoverTimeout = 200 * time.Millisecond // outages below outlast it
+	c, err := client.Dial(t.Context(), cfg)
+	require.NoError(t, err)
+	defer c.Close()
+	cl.AddUser("bob", "pw")
+	cl.AddUser("alice", "pw")
+	_, err = c.Login(t.Context(), "bob", "pw")
+	require.NoError(t, err)
+
+	type event struct {
+		outage  *client.UnavailableError
+		primary string
+	}
+	events := make(chan event, 10)
+	got := make(chan wire.Message, 10)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.ListenWith(ctx, client.ListenConfig{
+			Persist:     true,
+			OutageAfter: 300 * time.Millisecond,
+			OnOutage:    func(why *client.UnavailableError) { events <- event{outage: why} },
+			OnRecover:   func(primary string, down time.Duration) { events <- event{primary: primary} },
+		}, func(m wire.Message) error { got <- m; return nil })
+	}()
+	m := cl.Post("alice", "bob", "before")
+	assert.Equal(t, m, <-got)
+
+	// No primary, the replicas up and saying why.
+	cl.SetWaiting("restarted; waiting to hear from replica 2")
+	cl.SetPrimary(-1)
+	ev := <-events
+	require.NotNil(t, ev.outage)
+	assert.Contains(t, ev.outage.Error(), "replicas 0, 1, 2: restarted; waiting to hear from replica 2")
+	time.Sleep(4 * cfg.FailoverTimeout)
+	queued := cl.Post("alice", "bob", "queued during the outage")
+	cl.SetPrimary(1)
+	ev = <-events
+	assert.Equal(t, cl.Addr(1), ev.primary, "back")
+	assert.Equal(t, queued, <-got, "queued messages first")
+	live := cl.Post("alice", "bob", "after")
+	assert.Equal(t, live, <-got)
+
+	// Every replica down, then back.
+	for i := range 3 {
+		cl.Stop(i)
+	}
+	ev = <-events
+	require.NotNil(t, ev.outage)
+	assert.Equal(t, "replicas 0, 1, 2: down (connection refused)", ev.outage.Error())
+	time.Sleep(4 * cfg.FailoverTimeout)
+	for i := range 3 {
+		cl.Restart(t, i)
+	}
+	ev = <-events
+	assert.Equal(t, cl.Addr(1), ev.primary)
+	live = cl.Post("alice", "bob", "after the restart")
+	assert.Equal(t, live, <-got)
+
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	select {
+	case ev := <-events:
+		t.Fatalf("one line per outage and per recovery, got another: %+v", ev)
+	case m := <-got:
+		t.Fatalf("message %d twice", m.ID)
+	default:
+	}
+
+	// Without Persist, Listen gives up at the failover timeout, saying why.
+	cl.SetPrimary(-1)
+	err = c.Listen(t.Context(), func(wire.Message) error { return nil })
+	require.ErrorIs(t, err, client.ErrFailoverTimeout)
+	var ue *client.UnavailableError
+	require.ErrorAs(t, err, &ue)
+	assert.Contains(t, ue.Error(), "waiting to hear from replica 2")
 }

@@ -4,8 +4,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/replichat/replichat/chat/wire"
@@ -67,6 +70,11 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, ErrNoServers
 	}
 	cfg.Servers = append([]string(nil), cfg.Servers...)
+	for _, addr := range cfg.Servers {
+		if err := CheckAddr(addr); err != nil {
+			return cfg, fmt.Errorf("%w: %w", ErrBadServer, err)
+		}
+	}
 	if cfg.ClientID == "" {
 		var b [16]byte
 		// crypto/rand.Read never fails (Go 1.24+); it panics instead.
@@ -96,4 +104,20 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return cfg, nil
+}
+
+// CheckAddr reports whether addr is a server address the client can dial:
+// host:port with a host and a port number, so that a typo fails at once
+// rather than after the failover timeout.
+func CheckAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if ae := (*net.AddrError)(nil); errors.As(err, &ae) {
+		return fmt.Errorf("%q is not host:port (%s)", addr, ae.Err)
+	} else if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
+	}
+	return nil
 }

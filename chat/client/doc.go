@@ -24,7 +24,10 @@
 // deduplication table then answers a request that was already applied with
 // its original result, so that a send is applied once across any number of
 // failovers. The Client gives up after Config.FailoverTimeout without a
-// primary (ErrFailoverTimeout).
+// primary (ErrFailoverTimeout), with an *UnavailableError that says why in
+// the replicas' own words: it asks every replica for its status (Status)
+// and reports each one's reason, "waiting to hear from replica 2" or
+// "down (connection refused)", rather than the last connection's error.
 //
 // Any other failure the server reports is returned as an *Error, without
 // retry.
@@ -43,5 +46,16 @@
 // callback has handled it. After a failover it subscribes again; the server
 // then pushes the messages that were not acknowledged, and Listen drops those
 // it already handed to the callback, so that the callback sees each message
-// once.
+// once. ListenWith with ListenConfig.Persist rides out an outage of any
+// length instead of giving up at the failover timeout, and tells the caller
+// when the cluster becomes unavailable (with the *UnavailableError) and
+// when it is back, once each.
+//
+// # Status
+//
+// Status needs no primary: it asks every replica, including those that the
+// answers name but Config.Servers does not list. Each replica that answers
+// describes itself; one that does not is RoleDown with no numbers, since a
+// peer's view of it (a backup's knows nothing of the others' logs) is no
+// substitute.
 package client

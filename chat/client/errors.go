@@ -22,6 +22,13 @@ var (
 	ErrNotLoggedIn = errors.New("client: not logged in")
 	// ErrNoServers is returned by New and Dial when Config.Servers is empty.
 	ErrNoServers = errors.New("client: no servers configured")
+	// ErrHistoryLastUnsupported is returned by HistoryLast when the server
+	// pages from the beginning instead (it predates the history op's last
+	// field).
+	ErrHistoryLastUnsupported = errors.New("client: the server cannot page the history from its end")
+	// ErrBadServer is returned by New and Dial for a Config.Servers entry
+	// that is not host:port.
+	ErrBadServer = errors.New("client: bad server address")
 )
 
 // Error is a failure reported by the server, final for the request that got

@@ -4,7 +4,11 @@
 package client
 
 import (
+	"context"
 	"errors"
+	"net"
+	"os"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -87,43 +91,65 @@ func TestMergeStatus(t *testing.T) {
 		{ID: 1, Addr: "a:1", Role: wire.RoleBackup, Epoch: 3, LogEnd: 9, Commit: 9, InSync: true},
 		{ID: 2, Addr: "a:2", Role: wire.RoleBackup, Epoch: 3, LogEnd: 4, Commit: 4, InSync: false, Waiting: "catching up"},
 	}
+	// A backup's view: it knows nothing of its peers' logs.
 	stale := []wire.ReplicaStatus{
 		{ID: 0, Addr: "a:0", Role: wire.RoleDown, Epoch: 2},
 		{ID: 1, Addr: "a:1", Role: wire.RoleBackup, Epoch: 3, LogEnd: 9, Commit: 8, InSync: true},
 		{ID: 2, Addr: "a:2", Role: wire.RoleDown, Epoch: 2},
 	}
-	down := errors.New("refused")
+	self2 := []wire.ReplicaStatus{
+		{ID: 2, Addr: "a:2", Role: wire.RoleBackup, Epoch: 3, LogEnd: 5, Commit: 4, InSync: true, Waiting: "catching up"},
+	}
+	refused := &connError{addr: "a:1", err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
 	tests := []struct {
 		name    string
 		answers []statusAnswer
 		want    []wire.ReplicaStatus
 	}{
 		{
-			name: "all answer: each describes itself",
+			name: "all answer: each describes itself, in sync as the primary says",
 			answers: []statusAnswer{
-				{addr: "a:1", hello: wire.HelloOK{ServerID: 1, Role: wire.RoleBackup}, replicas: stale},
-				{addr: "a:0", hello: wire.HelloOK{ServerID: 0, Role: wire.RolePrimary}, replicas: view},
+				{addr: "a:1", hello: wire.HelloOK{ServerID: 1, Role: wire.RoleBackup, Epoch: 3}, replicas: stale},
+				{addr: "a:0", hello: wire.HelloOK{ServerID: 0, Role: wire.RolePrimary, Epoch: 3}, replicas: view},
+				{addr: "a:2", hello: wire.HelloOK{ServerID: 2, Role: wire.RoleBackup, Epoch: 3}, replicas: self2},
 			},
-			want: []wire.ReplicaStatus{view[0], stale[1], view[2]},
+			want: []wire.ReplicaStatus{view[0], stale[1], withInSync(self2[0], false)},
 		},
 		{
-			name: "a configured server down keeps its id and the primary's view of it",
+			name: "servers down: their id and address, no numbers from the views",
 			answers: []statusAnswer{
-				{addr: "a:0", hello: wire.HelloOK{ServerID: 0, Role: wire.RolePrimary}, replicas: view},
-				{addr: "a:1", err: down},
-				{addr: "a:2", err: down},
+				{addr: "a:0", hello: wire.HelloOK{ServerID: 0, Role: wire.RolePrimary, Epoch: 3}, replicas: view},
+				{addr: "a:1", err: refused},
+				{addr: "a:2", err: context.DeadlineExceeded},
 			},
-			want: []wire.ReplicaStatus{view[0], withRole(view[1], wire.RoleDown), withRole(view[2], wire.RoleDown)},
+			want: []wire.ReplicaStatus{
+				view[0],
+				{ID: 1, Addr: "a:1", Role: wire.RoleDown, Waiting: "connection refused"},
+				{ID: 2, Addr: "a:2", Role: wire.RoleDown, Waiting: "no answer in time"},
+			},
+		},
+		{
+			name: "no primary answers: a backup's word on itself, nothing on the others",
+			answers: []statusAnswer{
+				{addr: "a:0", err: refused},
+				{addr: "a:1", hello: wire.HelloOK{ServerID: 1, Role: wire.RoleBackup, Epoch: 3}, replicas: stale},
+				{addr: "a:2", err: refused},
+			},
+			want: []wire.ReplicaStatus{
+				{ID: 0, Addr: "a:0", Role: wire.RoleDown, Waiting: "connection refused"},
+				stale[1],
+				{ID: 2, Addr: "a:2", Role: wire.RoleDown, Waiting: "connection refused"},
+			},
 		},
 		{
 			name: "nobody answers",
 			answers: []statusAnswer{
-				{addr: "h:7", err: down},
-				{addr: "h:8", err: down},
+				{addr: "h:7", err: refused},
+				{addr: "h:8", err: refused},
 			},
 			want: []wire.ReplicaStatus{
-				{ID: 0, Addr: "h:7", Role: wire.RoleDown},
-				{ID: 1, Addr: "h:8", Role: wire.RoleDown},
+				{ID: 0, Addr: "h:7", Role: wire.RoleDown, Waiting: "connection refused"},
+				{ID: 1, Addr: "h:8", Role: wire.RoleDown, Waiting: "connection refused"},
 			},
 		},
 		{
@@ -136,12 +162,25 @@ func TestMergeStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, mergeStatus(tt.answers))
+			assert.Equal(t, tt.want, mergeStatus(tt.answers, len(tt.answers)))
 		})
 	}
 }
 
-func withRole(r wire.ReplicaStatus, role string) wire.ReplicaStatus {
-	r.Role = role
+func TestUnavailableError_GroupsReasons(t *testing.T) {
+	e := &UnavailableError{Replicas: []wire.ReplicaStatus{
+		{ID: 0, Role: wire.RoleBackup, Waiting: "restarted; waiting to hear from replica 2 of its last ISR [0 1 2]"},
+		{ID: 1, Role: wire.RoleBackup, Waiting: "restarted; waiting to hear from replica 2 of its last ISR [0 1 2]"},
+		{ID: 2, Role: wire.RoleDown, Waiting: "connection refused"},
+	}, Last: errors.New("connection to x: refused")}
+	assert.Equal(t, "replicas 0, 1: restarted; waiting to hear from replica 2 of its last ISR [0 1 2]; replica 2: down (connection refused)", e.Error())
+	assert.ErrorIs(t, e, e.Last)
+
+	e.Replicas = []wire.ReplicaStatus{{ID: 0, Role: wire.RolePrimary}}
+	assert.Equal(t, "replica 0: primary; last error: connection to x: refused", e.Error(), "a primary serves: the replicas do not explain it")
+}
+
+func withInSync(r wire.ReplicaStatus, inSync bool) wire.ReplicaStatus {
+	r.InSync = inSync
 	return r
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/replichat/replichat/chat/wire"
 )
@@ -93,6 +94,24 @@ func (c *Client) History(ctx context.Context, with string, after uint64, limit i
 		return nil, 0, err
 	}
 	return resp.Messages, resp.Next, nil
+}
+
+// HistoryLast returns one page of the user's messages from the end of the
+// history: the newest limit (0: the server's page size) of those before
+// the cursor before (0: from the very end), still oldest first, and the
+// cursor of the older page before it (0 when this page starts the
+// history). A server older than this op's last field answers with the
+// first page instead.
+func (c *Client) HistoryLast(ctx context.Context, with string, before uint64, limit int) ([]wire.Message, uint64, error) {
+	var resp wire.HistoryResponse
+	if err := c.do(ctx, wire.OpHistory, wire.HistoryRequest{With: with, Limit: limit, Last: true, Before: before}, &resp); err != nil {
+		return nil, 0, err
+	}
+	if resp.Next != 0 {
+		// Only a page from the beginning has a next cursor.
+		return nil, 0, fmt.Errorf("history: %w", ErrHistoryLastUnsupported)
+	}
+	return resp.Messages, resp.Prev, nil
 }
 
 // DeleteMessages deletes the user's messages by id, all or none, and

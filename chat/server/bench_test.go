@@ -1,10 +1,27 @@
 package server
 
 import (
+	"bufio"
+	"flag"
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/require"
+
+	"github.com/replichat/replichat/chat"
+	"github.com/replichat/replichat/chat/chatdb"
 	"github.com/replichat/replichat/chat/wire"
+	"github.com/replichat/replichat/eventlog"
+	"github.com/replichat/replichat/replica/shell"
 )
 
 // BenchmarkServer_Send measures the server's cost of one send on a
@@ -30,4 +47,191 @@ func BenchmarkServer_Send(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sends/s")
+}
+
+// snapshotMessages is the size of the state BenchmarkSnapshot builds. The
+// README's figures use 1000000 (building that state takes about a minute):
+//
+//	go test -run '^$' -bench Snapshot -benchtime 1x ./chat/server/ -args -snapshot-messages=1000000
+var snapshotMessages = flag.Int("snapshot-messages", 20000, "messages in the chat state BenchmarkSnapshot builds")
+
+// snapshotShare paces the snapshots written while applying as the shell
+// paces its own (shell.Pace; 1: unpaced).
+var snapshotShare = flag.Float64("snapshot-share", shell.DefaultSnapshotShare, "share of a core a snapshot written while applying may take")
+
+// BenchmarkSnapshot measures, on a Badger state (chatdb) holding
+// -snapshot-messages messages (each with its history and queue entries,
+// among 1000 users, from 1000 clients whose dedup tables are full):
+// writing a snapshot and its size, restoring it into an empty state (the
+// install on a backup), purging the state's database (badgerdb.Purge: what
+// deletes cost), and applying sends alone and while a snapshot is written
+// (the primary's throughput during a snapshot).
+func BenchmarkSnapshot(b *testing.B) {
+	n := *snapshotMessages
+	dir := b.TempDir()
+	db, err := chatdb.Open(filepath.Join(dir, "state"), chatdb.Options{})
+	require.NoError(b, err)
+	defer db.Close()
+	sm := NewStateMachine(chat.NewState(db.Store()))
+	// The log of the same records, for its size on disk.
+	log, err := eventlog.OpenBadger(filepath.Join(dir, "log"), eventlog.BadgerOptions{})
+	require.NoError(b, err)
+	gen := &sendGen{rng: rand.New(rand.NewPCG(1, 2))}
+	start := time.Now()
+	for done := 0; done < n+snapshotUsers; {
+		recs := gen.next(min(256, n+snapshotUsers-done))
+		require.NoError(b, log.Append(recs))
+		require.NoError(b, sm.Apply(recs))
+		done += len(recs)
+	}
+	require.NoError(b, log.Close())
+	b.Logf("built a state of %d messages in %v: state %d MiB of tables (%d bytes per message), log %d MiB on disk (%d bytes per event)",
+		n, time.Since(start).Round(time.Second), dirSize(b, filepath.Join(dir, "state"), ".sst")>>20,
+		dirSize(b, filepath.Join(dir, "state"), ".sst")/int64(n),
+		dirSize(b, filepath.Join(dir, "log"), "")>>20, dirSize(b, filepath.Join(dir, "log"), "")/int64(n+snapshotUsers))
+	snapPath := filepath.Join(dir, "snapshot")
+	writeSnapshot := func(b *testing.B) int64 {
+		f, err := os.Create(snapPath)
+		require.NoError(b, err)
+		w := bufio.NewWriterSize(f, 1<<20)
+		off, err := sm.WriteSnapshot(w)
+		require.NoError(b, err)
+		require.NoError(b, w.Flush())
+		require.NoError(b, f.Sync())
+		fi, err := f.Stat()
+		require.NoError(b, err)
+		require.NoError(b, f.Close())
+		require.Equal(b, sm.state.Applied(), off)
+		return fi.Size()
+	}
+	writeSnapshot(b) // for restore, run alone or not
+
+	b.Run("write", func(b *testing.B) {
+		var size int64
+		for b.Loop() {
+			size = writeSnapshot(b)
+		}
+		b.ReportMetric(float64(size), "snapshot-bytes")
+		b.ReportMetric(float64(size)/float64(n), "bytes/message")
+	})
+	b.Run("restore", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			dst, err := chatdb.Open(filepath.Join(dir, fmt.Sprint("restored", i)), chatdb.Options{})
+			require.NoError(b, err)
+			f, err := os.Open(snapPath)
+			require.NoError(b, err)
+			off, err := NewStateMachine(chat.NewState(dst.Store())).RestoreSnapshot(bufio.NewReaderSize(f, 1<<20))
+			require.NoError(b, err)
+			require.Equal(b, sm.state.Applied(), off)
+			require.NoError(b, f.Close())
+			require.NoError(b, dst.Close())
+		}
+	})
+	b.Run("purge", func(b *testing.B) {
+		for b.Loop() {
+			require.NoError(b, db.Purge(b.Context()))
+		}
+	})
+	apply := func(b *testing.B, during bool) {
+		var (
+			stop  atomic.Bool
+			wg    sync.WaitGroup
+			snaps atomic.Int64
+		)
+		if during {
+			wg.Go(func() {
+				for !stop.Load() {
+					if _, err := sm.WriteSnapshot(shell.Pace(b.Context(), io.Discard, *snapshotShare)); err != nil {
+						b.Error(err)
+						return
+					}
+					snaps.Add(1)
+				}
+			})
+		}
+		sends := 0
+		for b.Loop() {
+			// 10240 sends an iteration, so that -benchtime 1x (for the
+			// big state's sake) still measures a rate.
+			for range 40 {
+				require.NoError(b, sm.Apply(gen.next(256)))
+				sends += 256
+			}
+		}
+		stop.Store(true)
+		wg.Wait()
+		b.ReportMetric(float64(sends)/b.Elapsed().Seconds(), "sends/s")
+		if during {
+			b.ReportMetric(float64(snaps.Load()), "snapshots")
+		}
+	}
+	b.Run("apply", func(b *testing.B) { apply(b, false) })
+	b.Run("apply-during-snapshot", func(b *testing.B) { apply(b, true) })
+}
+
+// snapshotUsers is the number of accounts (and clients) of the
+// benchmark's state.
+const snapshotUsers = 1000
+
+// sendGen makes the benchmark's records: the registrations, then sends of
+// random 64-byte bodies among the users.
+type sendGen struct {
+	rng *rand.Rand
+	off eventlog.Offset
+}
+
+func (g *sendGen) next(n int) []eventlog.Record {
+	recs := make([]eventlog.Record, 0, n)
+	for range n {
+		g.off++
+		var ev chat.Event
+		client := fmt.Sprint("client", uint64(g.off)%snapshotUsers)
+		if g.off <= snapshotUsers {
+			client = fmt.Sprint("reg", g.off)
+			ev = &chat.RegisterEvent{Name: fmt.Sprint("user", g.off), PasswordHash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA"}
+		} else {
+			body := make([]byte, 64)
+			for i := range body {
+				body[i] = byte(33 + g.rng.IntN(94))
+			}
+			from := 1 + g.rng.Uint64N(snapshotUsers)
+			ev = &chat.SendEvent{MessageID: chat.MessageID(client, uint64(g.off)), FromUID: from,
+				ToUID: 1 + (from+1+g.rng.Uint64N(snapshotUsers-1))%snapshotUsers, Body: string(body)}
+		}
+		typ, data, err := chat.EncodeEvent(ev)
+		if err != nil {
+			panic(err)
+		}
+		recs = append(recs, eventlog.Record{Offset: g.off, Epoch: 1, Type: typ, ClientID: client, Seq: uint64(g.off),
+			Time: int64(g.off) * 1e6, Data: data})
+	}
+	return recs
+}
+
+// dirSize is the disk space the files in dir whose names end in suffix
+// take (allocated blocks: Badger's logs are sparse preallocated files).
+func dirSize(tb testing.TB, dir, suffix string) int64 {
+	tb.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, suffix) {
+			return err
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			if os.IsNotExist(err) {
+				return nil // retired by Badger since the listing
+			}
+			return err
+		}
+		n += st.Blocks * 512
+		return nil
+	})
+	require.NoError(tb, err)
+	return n
 }

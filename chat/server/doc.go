@@ -34,6 +34,15 @@
 // listen. Presence (who is listening) is local to this server and dies with
 // the connection.
 //
+// # Snapshots and deletes
+//
+// The StateMachine is the replication shell's Snapshotter: its snapshots
+// are the chat state's, consistent at the offset they report, written
+// while applying goes on; an install replaces the state and resets what
+// the server keeps beside it (snapshot.go). It also makes deleted data gone
+// from the disk once the log is compacted past it (purge.go), within the
+// bound the README states.
+//
 // # Connections
 //
 // One TCP port serves clients and replica peers. The first bytes decide: the

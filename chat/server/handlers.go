@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/replichat/replichat/chat"
 	"github.com/replichat/replichat/chat/wire"
@@ -27,6 +28,14 @@ func (sess *session) dispatch(ctx context.Context, req wire.Frame) (any, error) 
 	// the primary accepts writes.
 	if err := sess.srv.requirePrimary(); err != nil {
 		return nil, err
+	}
+	if readsState(req.Op) {
+		// And a read must not see a state that a newer primary elsewhere
+		// has moved past (the read lease), nor miss what was committed
+		// before it (a new primary applies asynchronously).
+		if err := sess.srv.readBarrier(ctx); err != nil {
+			return nil, err
+		}
 	}
 	switch req.Op {
 	case wire.OpRegister:
@@ -61,6 +70,27 @@ func (sess *session) dispatch(ctx context.Context, req wire.Frame) (any, error) 
 		return sess.ack(ctx, req)
 	}
 	return nil, wire.Errorf(wire.CodeUnknownOp, "unknown op %q", req.Op)
+}
+
+// readsState reports whether op answers from the chat state: such requests
+// pass the replicator's read barrier first. (Writes need none: they commit
+// on every ISR member, which a deposed primary cannot get.)
+func readsState(op string) bool {
+	switch op {
+	case wire.OpLogin, wire.OpUsers, wire.OpRead, wire.OpHistory, wire.OpListen:
+		return true
+	}
+	return false
+}
+
+// readBarrier passes when the replicator says a read now is current (see
+// ReadBarrier); a replicator without the capability is trusted.
+func (s *Server) readBarrier(ctx context.Context) error {
+	rb, ok := s.repl.(ReadBarrier)
+	if !ok {
+		return nil
+	}
+	return rb.ReadBarrier(ctx)
 }
 
 // defaultPage is the page size of a listing that asks for none.
@@ -100,11 +130,16 @@ func (s *Server) wireError(err error) *wire.Error {
 		return werr
 	case errors.Is(err, ErrNotPrimary):
 		return &wire.Error{Code: wire.CodeNotPrimary, Message: "this replica is not the primary", Primary: s.repl.Status().Primary}
+	case errors.Is(err, ErrOutcomeUnknown):
+		return &wire.Error{Code: wire.CodeOutcomeUnknown, Message: "the replica took the request and lost the primary role before it committed; " +
+			"it may still be applied: retry with the same seq (" + strings.TrimPrefix(err.Error(), ErrOutcomeUnknown.Error()+": ") + ")"}
 	case errors.Is(err, ErrUnavailable):
 		st := s.repl.Status()
 		msg := st.Waiting
 		if msg == "" {
-			msg = "replica unavailable"
+			// The replicator's own reason (a primary without its read
+			// lease, a stopped replica).
+			msg = strings.TrimPrefix(err.Error(), ErrUnavailable.Error()+": ")
 		}
 		return &wire.Error{Code: wire.CodeUnavailable, Message: msg, Primary: st.Primary}
 	case errors.Is(err, context.DeadlineExceeded):
@@ -148,7 +183,7 @@ func (sess *session) mutate(ctx context.Context, seq uint64, cmd chat.Command) (
 			return res, nil
 		}
 	}
-	env := srv.env()
+	env := srv.env(sess.clientID, seq)
 	events, err := chat.Decide(srv.state, env, cmd)
 	if err != nil {
 		return chat.Result{}, err
@@ -345,11 +380,20 @@ func (sess *session) history(req wire.Frame) (any, error) {
 	if err := decode(req, &body); err != nil {
 		return nil, err
 	}
-	msgs, next, err := sess.srv.state.History(sess.uid, body.With, eventlog.Offset(body.After), pageLimit(body.Limit))
+	var (
+		msgs       []chat.Message
+		next, prev eventlog.Offset
+		err        error
+	)
+	if body.Last {
+		msgs, prev, err = sess.srv.state.HistoryLast(sess.uid, body.With, eventlog.Offset(body.Before), pageLimit(body.Limit))
+	} else {
+		msgs, next, err = sess.srv.state.History(sess.uid, body.With, eventlog.Offset(body.After), pageLimit(body.Limit))
+	}
 	if err != nil {
 		return nil, err
 	}
-	out := wire.HistoryResponse{Messages: make([]wire.Message, len(msgs)), Next: uint64(next)}
+	out := wire.HistoryResponse{Messages: make([]wire.Message, len(msgs)), Next: uint64(next), Prev: uint64(prev)}
 	for i, m := range msgs {
 		out.Messages[i] = wireMessage(m)
 	}

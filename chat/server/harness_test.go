@@ -28,6 +28,7 @@ var cheapArgon = chat.ArgonParams{Time: 1, MemoryKiB: 64, Threads: 1}
 type testServer struct {
 	addr  string
 	srv   *Server
+	sm    *StateMachine
 	state *chat.State
 	log   *eventlog.MemoryLog
 	repl  *fakeRole
@@ -102,7 +103,7 @@ func startServer(t testing.TB, mod func(*Config)) *testServer {
 	wg.Go(func() { srv.Serve(ctx, ln) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	require.Eventually(t, func() bool { return repl.Status().Role == shell.RolePrimary }, 5*time.Second, time.Millisecond)
-	return &testServer{addr: ln.Addr().String(), srv: srv, state: state, log: log, repl: role}
+	return &testServer{addr: ln.Addr().String(), srv: srv, sm: sm, state: state, log: log, repl: role}
 }
 
 // rawClient speaks the wire protocol directly.

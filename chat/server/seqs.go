@@ -82,3 +82,11 @@ func (t *seqTracker) enable() {
 		t.max = make(map[string]uint64)
 	}
 }
+
+// reset forgets every learned bound: the state was replaced by one whose
+// bounds may be higher (an installed snapshot).
+func (t *seqTracker) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.max)
+}

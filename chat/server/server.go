@@ -36,6 +36,15 @@ type Replicator interface {
 	Status() Status
 }
 
+// ReadBarrier is an optional capability of a Replicator: ReadBarrier returns
+// nil once a read of the state made right after it is current (this
+// replica is the primary, no other can have taken over, and every record
+// committed before the call is applied), and otherwise an error wrapping
+// ErrNotPrimary or ErrUnavailable (with the reason) or ctx's error.
+type ReadBarrier interface {
+	ReadBarrier(ctx context.Context) error
+}
+
 // Status is a replica's view of itself and of the cluster.
 type Status struct {
 	ID      uint32
@@ -78,6 +87,8 @@ type Config struct {
 	// committed and applied and before the reply is sent: a failpoint for
 	// tests that crash a primary exactly there.
 	AfterCommit func(op string)
+	// ObserveRequest, if set, gets every request answered (see observe.go).
+	ObserveRequest func(op string, code wire.Code, took time.Duration)
 	// Now is the wall clock (tests replace it). Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -125,7 +136,6 @@ type Server struct {
 	repl    Replicator
 	logger  *slog.Logger
 	limiter *loginLimiter
-	ids     messageIDs
 	// seqs lets mutate skip the dedup lookup of requests known to be new.
 	seqs seqTracker
 	// results carries applied results to the requests waiting for them.
@@ -352,32 +362,15 @@ type prefixConn struct {
 
 func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// messageIDs mints message ids that are unique cluster-wide: the epoch of
-// the minting primary in the high 32 bits and a counter in the low 32. At
-// most one primary mints in an epoch, and every primary term has a new epoch,
-// so no two messages share an id, across failovers and restarts alike.
-type messageIDs struct {
-	mu    sync.Mutex
-	epoch uint64
-	next  uint64
-}
-
-func (m *messageIDs) mint(epoch uint64) uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if epoch != m.epoch {
-		m.epoch, m.next = epoch, 0
-	}
-	m.next++
-	return epoch<<32 | m.next&0xffffffff
-}
-
-// env returns the non-deterministic inputs of one decision.
-func (s *Server) env() chat.Env {
-	epoch := s.repl.Status().Epoch
+// env returns the non-deterministic inputs of the decision of request
+// (clientID, seq). The message id is not one of them: it is
+// chat.MessageID(clientID, seq), so that every primary that decides the
+// request (a retry on both sides of a forked log) assigns it the same id,
+// and the id a client is acknowledged with is the one every replica keeps.
+func (s *Server) env(clientID string, seq uint64) chat.Env {
 	return chat.Env{
 		Now:          s.cfg.Now().UnixNano(),
-		NewMessageID: func() uint64 { return s.ids.mint(epoch) },
+		NewMessageID: func() uint64 { return chat.MessageID(clientID, seq) },
 		Rand:         rand.Reader,
 		Argon:        s.cfg.Argon,
 	}

@@ -108,7 +108,9 @@ func (sess *session) loop(ctx context.Context) {
 				wire.Errorf(wire.CodeBadRequest, "expected a request frame, got kind %d", req.Kind)))
 			continue
 		}
+		start := time.Now()
 		resp := sess.handle(ctx, req)
+		srv.observeRequest(resp, time.Since(start))
 		if !srv.write(sess.nc, sess.conn, resp) {
 			return
 		}

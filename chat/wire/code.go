@@ -60,16 +60,23 @@ const (
 	// replicas did not commit it); its outcome is unknown. Retryable: a
 	// mutating request retried with the same Seq is applied at most once.
 	CodeTimeout Code = "timeout"
+	// CodeOutcomeUnknown: the replica took the request into its log and then
+	// lost the primary role (or stopped, or a failover truncated it) before
+	// the request committed: it may still be applied. Retryable, with the
+	// same Seq, which tells what became of it. Unlike not_primary and
+	// unavailable, which always mean "not applied".
+	CodeOutcomeUnknown Code = "outcome_unknown"
 	// CodeInternal: a server bug or an unexpected I/O failure.
 	CodeInternal Code = "internal"
 )
 
 // Retryable reports whether a request that failed with c may succeed if sent
 // again unchanged (same Seq), possibly to another replica: not_primary,
-// unavailable and timeout. Every other code is a final answer.
+// unavailable, timeout and outcome_unknown. Every other code is a final
+// answer.
 func (c Code) Retryable() bool {
 	switch c {
-	case CodeNotPrimary, CodeUnavailable, CodeTimeout:
+	case CodeNotPrimary, CodeUnavailable, CodeTimeout, CodeOutcomeUnknown:
 		return true
 	}
 	return false

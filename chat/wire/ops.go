@@ -191,12 +191,26 @@ type HistoryRequest struct {
 	With  string `msgpack:"with"`  // only messages exchanged with this user; "" for all
 	After uint64 `msgpack:"after"` // cursor: only messages with a greater id; 0 starts at the beginning
 	Limit int    `msgpack:"limit"` // page size; 0 means the server's default
+	// Last asks for the page at the end instead: the newest Limit messages
+	// (before the cursor Before, when it is not 0), still oldest first
+	// within the page; After is then ignored. The response's Prev is the
+	// cursor of the page before it. Omitted when false, so that requests
+	// without it are encoded as before; a server that predates it ignores
+	// it and pages from the beginning.
+	Last bool `msgpack:"last,omitempty"`
+	// Before is the cursor of a Last page: only messages before it; 0
+	// means from the very end. Pass the previous response's Prev.
+	Before uint64 `msgpack:"before,omitempty"`
 }
 
 // HistoryResponse is one page of history.
 type HistoryResponse struct {
 	Messages []Message `msgpack:"messages"`
 	Next     uint64    `msgpack:"next"` // cursor for the next page; 0 when this is the last
+	// Prev answers a Last request: the cursor of the older page before
+	// this one (pass it as Before), 0 when this page starts the history
+	// (and always 0 otherwise). Clients that predate it ignore it.
+	Prev uint64 `msgpack:"prev"`
 }
 
 // DeleteMessagesRequest deletes messages of the user's by id. Mutating.
@@ -254,6 +268,11 @@ type ReplicaStatus struct {
 	// Waiting says why the replica is not serving, when it is not (e.g.
 	// "waiting for replica 2 (last in-sync set 0,2)"); "" otherwise.
 	Waiting string `msgpack:"waiting"`
+	// DiskFull, in a replica's own entry, says that its disk is below its
+	// free-space reserve and it takes no writes (e.g. "disk nearly full on
+	// replica 1: 40 MiB free, reserve 64 MiB; not taking writes"); ""
+	// otherwise. A primary in that state still serves reads.
+	DiskFull string `msgpack:"disk_full,omitempty"`
 }
 
 // PingRequest checks liveness and keeps an idle connection open.

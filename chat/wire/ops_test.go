@@ -40,6 +40,8 @@ var sampleBodies = []struct {
 	{"ReadResponse", ReadResponse{Messages: []Message{sampleMessage, {ID: 2}}}},
 	{"HistoryRequest", HistoryRequest{With: "bob", After: 99, Limit: 20}},
 	{"HistoryResponse", HistoryResponse{Messages: []Message{sampleMessage}, Next: 1 << 40}},
+	{"HistoryRequestLast", HistoryRequest{With: "bob", Limit: 20, Last: true, Before: 77}},
+	{"HistoryResponsePrev", HistoryResponse{Messages: []Message{sampleMessage}, Prev: 12}},
 	{"DeleteMessagesRequest", DeleteMessagesRequest{IDs: []uint64{1, 1 << 63}}},
 	{"DeleteMessagesResponse", DeleteMessagesResponse{Deleted: []uint64{1}}},
 	{"DeleteAccountRequest", DeleteAccountRequest{}},
@@ -86,7 +88,9 @@ func TestBodies_Keys(t *testing.T) {
 		typ := reflect.TypeOf(tc.body)
 		for i := range typ.NumField() {
 			tag := typ.Field(i).Tag.Get("msgpack")
-			assert.Regexp(t, `^[a-z][a-z_]*$`, tag, "%s.%s", typ.Name(), typ.Field(i).Name)
+			// omitempty only for fields added later, so that older
+			// requests keep their bytes.
+			assert.Regexp(t, `^[a-z][a-z_]*(,omitempty)?$`, tag, "%s.%s", typ.Name(), typ.Field(i).Name)
 			assert.NotEqual(t, reflect.Map, typ.Field(i).Type.Kind(), "no maps in bodies")
 		}
 	}
@@ -100,6 +104,22 @@ func TestEncode_Compact(t *testing.T) {
 	raw, err = Encode(ReadRequest{Limit: 5})
 	require.NoError(t, err)
 	assert.Equal(t, []byte{0x81, 0xa5, 'l', 'i', 'm', 'i', 't', 0x05}, []byte(raw), "integers use the smallest encoding")
+}
+
+// TestEncode_HistoryCompatible pins that the fields added to history for
+// paging from the end leave a request without them as it was encoded
+// before they existed.
+func TestEncode_HistoryCompatible(t *testing.T) {
+	raw, err := Encode(HistoryRequest{With: "bob", After: 9, Limit: 5})
+	require.NoError(t, err)
+	var keys map[string]any
+	require.NoError(t, msgpack.Unmarshal(raw, &keys))
+	assert.Len(t, keys, 3, "with, after, limit: %v", keys)
+
+	raw, err = Encode(HistoryRequest{Limit: 5, Last: true})
+	require.NoError(t, err)
+	require.NoError(t, msgpack.Unmarshal(raw, &keys))
+	assert.Equal(t, true, keys["last"])
 }
 
 func TestEncode_Error(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/replichat/replichat/chat/wire"
 )
 
 // runDeleteMessages deletes messages by id: chat delete-messages ID...
@@ -17,11 +19,11 @@ func runDeleteMessages(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return usagef("delete-messages: %v", err)
 	}
-	c, err := a.loggedIn(ctx)
+	c, done, err := a.loggedIn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	return deleteMessages(ctx, a.out, c.DeleteMessages, ids)
 }
 
@@ -29,17 +31,26 @@ func runDeleteMessages(ctx context.Context, a *app, args []string) error {
 func deleteMessages(ctx context.Context, out *printer, del func(context.Context, []uint64) ([]uint64, error), ids []uint64) error {
 	deleted, err := del(ctx, ids)
 	if err != nil {
-		return err
+		if len(ids) == 1 {
+			err = reword(err, wire.CodeNotFound, "no message #%d of yours", ids[0])
+			return reword(err, wire.CodeForbidden, "message #%d is not yours", ids[0])
+		}
+		err = reword(err, wire.CodeNotFound, "one of messages %s is not found (nothing deleted)", idString(ids))
+		return reword(err, wire.CodeForbidden, "one of messages %s is not yours (nothing deleted)", idString(ids))
 	}
 	if deleted == nil {
 		deleted = []uint64{} // [] in JSON, not null
 	}
-	strs := make([]string, len(deleted))
-	for i, id := range deleted {
+	out.emit(deletedJSON{Deleted: deleted}, fmt.Sprintf("deleted %d message(s): %s", len(deleted), idString(deleted)))
+	return nil
+}
+
+func idString(ids []uint64) string {
+	strs := make([]string, len(ids))
+	for i, id := range ids {
 		strs[i] = strconv.FormatUint(id, 10)
 	}
-	out.emit(deletedJSON{Deleted: deleted}, fmt.Sprintf("deleted %d message(s): %s", len(deleted), strings.Join(strs, " ")))
-	return nil
+	return strings.Join(strs, " ")
 }
 
 // parseIDs parses message ids (at least one).
@@ -67,11 +78,11 @@ func runDeleteAccount(ctx context.Context, a *app, args []string) error {
 	if len(args) > 0 {
 		return usagef("delete-account: unexpected arguments %q", args)
 	}
-	c, err := a.loggedIn(ctx)
+	c, done, err := a.loggedIn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	user, err := c.DeleteAccount(ctx)
 	if err != nil {
 		return err

@@ -1,7 +1,9 @@
 // Tests of the chat CLI: run against the fake cluster of clienttest, with
 // buffers for its streams. They pin CONTRACT.md's JSON objects, the error
-// object and exit codes, the password sources, usage errors, listen and the
-// interactive session.
+// object and exit codes (status's 0, 1 and 3 included), flags after the
+// command, the password sources, usage errors and error messages, listen
+// and the interactive session (plain lines, and the line editor driven
+// through an in-memory terminal), both riding out outages.
 package main
 
 import (
@@ -113,8 +115,11 @@ func TestRun_JSONObjects(t *testing.T) {
 	assert.Equal(t, `{"user":"alice","deleted":true}`+"\n", h.ok("--json", "--user", "alice", "delete-account"))
 
 	h.cl.Stop(2)
-	lines := strings.Split(strings.TrimSuffix(h.ok("--json", "status"), "\n"), "\n")
-	require.Len(t, lines, 3)
+	r := h.run("--json", "status")
+	assert.Equal(t, 3, r.code, "a replica is down")
+	assert.Empty(t, r.stderr)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	require.Len(t, lines, 3, "one object per replica, no error object")
 	for i, line := range lines {
 		var obj map[string]any
 		require.NoError(t, json.Unmarshal([]byte(line), &obj))
@@ -122,11 +127,21 @@ func TestRun_JSONObjects(t *testing.T) {
 		for k := range obj {
 			keys = append(keys, k)
 		}
-		assert.ElementsMatch(t, []string{"id", "addr", "role", "epoch", "log_end", "commit", "in_sync"}, keys)
+		want := []string{"id", "addr", "role", "epoch", "log_end", "commit", "in_sync"}
+		if i == 2 {
+			want = append(want, "waiting")
+		}
+		assert.ElementsMatch(t, want, keys)
 		assert.EqualValues(t, i, obj["id"])
 		assert.Equal(t, h.cl.Addr(i), obj["addr"])
 		assert.Equal(t, []string{"backup", "primary", "down"}[i], obj["role"])
 	}
+	var down map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[2]), &down))
+	assert.Nil(t, down["log_end"], "no numbers for a replica nobody could ask")
+	assert.Nil(t, down["epoch"])
+	assert.Equal(t, false, down["in_sync"])
+	assert.Equal(t, "connection refused", down["waiting"])
 }
 
 func TestRun_HumanOutput(t *testing.T) {
@@ -140,6 +155,12 @@ func TestRun_HumanOutput(t *testing.T) {
 	status := h.ok("status")
 	assert.Contains(t, status, "primary")
 	assert.Len(t, strings.Split(strings.TrimSpace(status), "\n"), 3)
+
+	h.cl.Stop(0)
+	r := h.run("status")
+	assert.Equal(t, 3, r.code)
+	assert.Regexp(t, `(?m)^0 +\S+ +down +\(connection refused\)$`, r.stdout, "a down replica shows no numbers")
+	assert.Equal(t, "chat: degraded: replica 0 is down\n", r.stderr)
 }
 
 func TestRun_Errors(t *testing.T) {
@@ -151,24 +172,31 @@ func TestRun_Errors(t *testing.T) {
 		args    []string
 		code    int
 		errCode string
+		message string
 	}{
-		{"unknown recipient", nil, []string{"--user", "alice", "send", "carol", "hi"}, 1, "unknown_user"},
-		{"wrong password", map[string]string{"CHAT_PASSWORD": "bad"}, []string{"--user", "alice", "read"}, 1, "wrong_password"},
-		{"unknown account", nil, []string{"--user", "zed", "history"}, 1, "unknown_user"},
-		{"taken name", nil, []string{"--user", "alice", "register"}, 1, "user_exists"},
-		{"no password", map[string]string{"CHAT_PASSWORD": ""}, []string{"--user", "alice", "read"}, 1, "no_password"},
-		{"not found", nil, []string{"--user", "alice", "delete-messages", "42"}, 1, "not_found"},
-		{"no primary", map[string]string{"CHAT_SERVERS": "127.0.0.1:1"}, []string{"--timeout", "200ms", "--user", "alice", "read"}, 1, "unavailable"},
-		{"no user", nil, []string{"send", "bob", "hi"}, 2, "usage"},
-		{"send without text", nil, []string{"--user", "alice", "send", "bob"}, 2, "usage"},
-		{"unknown flag", nil, []string{"--bogus", "status"}, 2, "usage"},
-		{"unknown command flag", nil, []string{"read", "--with", "x"}, 2, "usage"},
-		{"unknown command", nil, []string{"frobnicate"}, 2, "usage"},
-		{"bad id", nil, []string{"--user", "alice", "delete-messages", "x1"}, 2, "usage"},
-		{"no ids", nil, []string{"--user", "alice", "delete-messages"}, 2, "usage"},
-		{"negative limit", nil, []string{"--user", "alice", "read", "--limit", "-1"}, 2, "usage"},
-		{"extra argument", nil, []string{"status", "now"}, 2, "usage"},
-		{"empty servers", map[string]string{"CHAT_SERVERS": " , "}, []string{"status"}, 2, "usage"},
+		{"unknown recipient", nil, []string{"--user", "alice", "send", "carol", "hi"}, 1, "unknown_user", `unknown user "carol"`},
+		{"wrong password", map[string]string{"CHAT_PASSWORD": "bad"}, []string{"--user", "alice", "read"}, 1, "wrong_password", `wrong password for "alice"`},
+		{"unknown account", nil, []string{"--user", "zed", "history"}, 1, "unknown_user", `no account "zed" (create it with: chat --user zed register)`},
+		{"unknown peer", nil, []string{"--user", "alice", "history", "--with", "bob"}, 1, "unknown_user", `unknown user "bob"`},
+		{"taken name", nil, []string{"--user", "alice", "register"}, 1, "user_exists", `user "alice" already exists`},
+		{"no password", map[string]string{"CHAT_PASSWORD": ""}, []string{"--user", "alice", "read"}, 1, "no_password", "no password: set $CHAT_PASSWORD, pass --password-file, or run on a terminal"},
+		{"not found", nil, []string{"--user", "alice", "delete-messages", "42"}, 1, "not_found", "no message #42 of yours"},
+		{"no primary", map[string]string{"CHAT_SERVERS": "127.0.0.1:1"}, []string{"--timeout", "200ms", "--user", "alice", "read"}, 1, "unavailable",
+			"no primary within 200ms: replica 0: down (connection refused)"},
+		{"no user", nil, []string{"send", "bob", "hi"}, 2, "usage", "--user (or $CHAT_USER) is required"},
+		{"send without text", nil, []string{"--user", "alice", "send", "bob"}, 2, "usage", "send: want TO TEXT..."},
+		{"unknown flag", nil, []string{"--bogus", "status"}, 2, "usage", "flag provided but not defined: -bogus"},
+		{"unknown command flag", nil, []string{"read", "--with", "x"}, 2, "usage", "read: flag provided but not defined: -with"},
+		{"unknown command", nil, []string{"frobnicate"}, 2, "usage", `unknown command "frobnicate" (see chat help)`},
+		{"bad id", nil, []string{"--user", "alice", "delete-messages", "x1"}, 2, "usage", `delete-messages: bad message id "x1"`},
+		{"no ids", nil, []string{"--user", "alice", "delete-messages"}, 2, "usage", "delete-messages: want at least one message ID"},
+		{"negative limit", nil, []string{"--user", "alice", "read", "--limit", "-1"}, 2, "usage", "read: --limit must not be negative"},
+		{"limit and last", nil, []string{"--user", "alice", "history", "--limit", "1", "--last", "1"}, 2, "usage", "history: --limit and --last exclude each other"},
+		{"extra argument", nil, []string{"status", "now"}, 2, "usage", `status: unexpected arguments ["now"]`},
+		{"empty servers", map[string]string{"CHAT_SERVERS": " , "}, []string{"status"}, 2, "usage", "--servers lists no server"},
+		{"malformed servers", map[string]string{"CHAT_SERVERS": "127.0.0.1:7100,localhost"}, []string{"--user", "alice", "read"}, 2, "usage",
+			`--servers: "localhost" is not host:port (missing port in address)`},
+		{"bad pattern", nil, []string{"users", "["}, 2, "usage", `users: bad pattern "[": syntax error in pattern (wildcards: * ? [a-z])`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,14 +222,19 @@ func TestRun_Errors(t *testing.T) {
 			}
 			require.NoError(t, json.Unmarshal([]byte(r.stdout), &obj), "stdout %q", r.stdout)
 			assert.Equal(t, tt.errCode, obj.Error.Code)
-			assert.NotEmpty(t, obj.Error.Message)
+			assert.Equal(t, tt.message, obj.Error.Message, "the reason, once, with the names")
 			assert.Equal(t, 1, strings.Count(r.stdout, "\n"), "one line")
 
 			// Without --json: nothing on stdout, the error on stderr.
+			start := time.Now()
 			r = th.run(tt.args...)
 			assert.Equal(t, tt.code, r.code)
 			assert.Empty(t, r.stdout)
-			assert.Contains(t, r.stderr, "chat: ")
+			first, _, _ := strings.Cut(r.stderr, "\n")
+			assert.Equal(t, "chat: "+tt.message, first)
+			if tt.code == 2 {
+				assert.Less(t, time.Since(start), time.Second, "a usage error fails at once")
+			}
 		})
 	}
 }
@@ -221,7 +254,7 @@ func TestRun_PasswordSources(t *testing.T) {
 
 	r := h.run("read")
 	assert.Equal(t, 1, r.code, "the environment's password is wrong")
-	assert.Contains(t, r.stderr, "wrong_password")
+	assert.Equal(t, "chat: wrong password for \"alice\"\n", r.stderr)
 
 	h.cl.AddUser("bob", "from-env")
 	assert.Empty(t, h.ok("--user", "bob", "read"), "--user wins over $CHAT_USER; password from the environment")
@@ -321,23 +354,33 @@ func TestRun_Interactive(t *testing.T) {
 	waitFor(&stdout, "alice -> bob: while you type")
 
 	for _, step := range []struct{ line, want string }{
-		{"help", "send TO TEXT..."},
+		{"help", "delete-messages"},
+		{"help send", "usage: chat send TO TEXT..."},
 		{"send alice hi   there", "#3 bob -> alice: hi there"},
 		{"users a*", "alice\n"},
-		{"history alice 1", "#1 alice -> bob: waiting for you"},
+		{"history --with alice --limit 1", "#1 alice -> bob: waiting for you"},
+		{"history --last 1", "#3 bob -> alice: hi there"},
 		{"read", "bob> "},
-		{"delete 3", "deleted 1 message(s): 3"},
+		{"delete-messages 3", "deleted 1 message(s): 3"},
 		{"status", "primary"},
 	} {
 		write(step.line)
 		waitFor(&stdout, step.want)
 	}
 	write("frobnicate")
-	waitFor(&stderr, `unknown command "frobnicate"`)
+	waitFor(&stderr, `error: unknown command "frobnicate" (type help)`)
+	write("delete 3")
+	waitFor(&stderr, `error: unknown command "delete": it is delete-messages ID... now`)
 	write("send alice")
-	waitFor(&stderr, "usage: send TO TEXT...")
-	write("delete x")
-	waitFor(&stderr, "usage: delete ID...")
+	waitFor(&stderr, "error: send: want TO TEXT...")
+	write("delete-messages x")
+	waitFor(&stderr, `error: delete-messages: bad message id "x"`)
+	write("send carol hi")
+	waitFor(&stderr, `error: unknown user "carol"`)
+	write("send --json alice hi")
+	waitFor(&stderr, "error: send: flag provided but not defined: -json")
+	write("register")
+	waitFor(&stderr, "error: register: you are logged in as bob")
 	write("quit")
 	require.NoError(t, <-done)
 	require.NoError(t, stdinW.Close())

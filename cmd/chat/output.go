@@ -17,7 +17,9 @@ type printer struct {
 	mu   sync.Mutex
 	w    io.Writer
 	json bool
-	// prompt is the interactive session's prompt ("" outside of it).
+	// prompt is the interactive session's prompt when it reads plain
+	// lines ("" otherwise: outside of it, and on a terminal, where the line
+	// editor shows the prompt and redraws the line being typed itself).
 	prompt string
 	// tty is true when w is a terminal: a line printed while the prompt is
 	// shown then erases and redraws it, so that incoming messages do not
@@ -38,11 +40,21 @@ func (p *printer) showPrompt() {
 }
 
 // promptGone records that the prompt's line has ended (the user typed a
-// line, or the session ends).
-func (p *printer) promptGone() {
+// line, or the session ends), and reports whether the prompt was shown.
+func (p *printer) promptGone() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	shown := p.promptShown
 	p.promptShown = false
+	return shown
+}
+
+// text prints s and a newline as it is, also with --json: the session's
+// help and greeting, for a person.
+func (p *printer) text(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.write(nil, s, true)
 }
 
 // emit prints v as one JSON line with --json, else human (plus a newline)
@@ -50,6 +62,11 @@ func (p *printer) promptGone() {
 func (p *printer) emit(v any, human string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.write(v, human, !p.json)
+}
+
+// write is emit's body, human when asked for; p.mu is held.
+func (p *printer) write(v any, human string, asHuman bool) {
 	if p.promptShown {
 		if p.tty {
 			fmt.Fprint(p.w, "\r\033[K")
@@ -57,7 +74,7 @@ func (p *printer) emit(v any, human string) {
 			fmt.Fprintln(p.w)
 		}
 	}
-	if p.json {
+	if !asHuman {
 		enc := json.NewEncoder(p.w)
 		enc.SetEscapeHTML(false)
 		// Encode cannot fail for these plain structs; a write error has
@@ -113,26 +130,45 @@ type accountDeletedJSON struct {
 	Deleted bool   `json:"deleted"`
 }
 
-// statusJSON is CONTRACT.md's replica object.
+// statusJSON is CONTRACT.md's replica object. For a replica that is down
+// the numbers are null: this client could not ask it, and another replica's
+// view of it is no substitute (a backup does not know its peers' logs).
 type statusJSON struct {
-	ID      uint32 `json:"id"`
-	Addr    string `json:"addr"`
-	Role    string `json:"role"`
-	Epoch   uint64 `json:"epoch"`
-	LogEnd  uint64 `json:"log_end"`
-	Commit  uint64 `json:"commit"`
-	InSync  bool   `json:"in_sync"`
-	Waiting string `json:"waiting,omitempty"`
+	ID      uint32  `json:"id"`
+	Addr    string  `json:"addr"`
+	Role    string  `json:"role"`
+	Epoch   *uint64 `json:"epoch"`
+	LogEnd  *uint64 `json:"log_end"`
+	Commit  *uint64 `json:"commit"`
+	InSync  bool    `json:"in_sync"`
+	Waiting string  `json:"waiting,omitempty"`
+	// DiskFull: the replica's disk is below its reserve (it takes no
+	// writes); omitted otherwise.
+	DiskFull string `json:"disk_full,omitempty"`
 }
 
 func statusOf(r wire.ReplicaStatus) statusJSON {
-	return statusJSON{ID: r.ID, Addr: r.Addr, Role: r.Role, Epoch: r.Epoch, LogEnd: r.LogEnd, Commit: r.Commit, InSync: r.InSync, Waiting: r.Waiting}
+	s := statusJSON{ID: r.ID, Addr: r.Addr, Role: r.Role, InSync: r.InSync, Waiting: r.Waiting, DiskFull: r.DiskFull}
+	if r.Role != wire.RoleDown {
+		s.Epoch, s.LogEnd, s.Commit = &r.Epoch, &r.LogEnd, &r.Commit
+	}
+	return s
 }
 
 func humanStatus(r wire.ReplicaStatus) string {
+	if r.Role == wire.RoleDown {
+		s := fmt.Sprintf("%-3d %-22s %-8s", r.ID, r.Addr, r.Role)
+		if r.Waiting != "" {
+			s += " (" + r.Waiting + ")"
+		}
+		return s
+	}
 	s := fmt.Sprintf("%-3d %-22s %-8s epoch=%d log_end=%d commit=%d in_sync=%t", r.ID, r.Addr, r.Role, r.Epoch, r.LogEnd, r.Commit, r.InSync)
 	if r.Waiting != "" {
 		s += " waiting: " + r.Waiting
+	}
+	if r.DiskFull != "" && r.DiskFull != r.Waiting {
+		s += " [" + r.DiskFull + "]"
 	}
 	return s
 }

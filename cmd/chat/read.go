@@ -22,11 +22,11 @@ func runRead(ctx context.Context, a *app, args []string) error {
 	if limit < 0 {
 		return usagef("read: --limit must not be negative")
 	}
-	c, err := a.loggedIn(ctx)
+	c, done, err := a.loggedIn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	return readMessages(ctx, a.out, c, limit)
 }
 

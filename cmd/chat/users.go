@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"path"
 
 	"github.com/replichat/replichat/chat/client"
 	"github.com/replichat/replichat/chat/wire"
@@ -21,16 +22,23 @@ func runUsers(ctx context.Context, a *app, args []string) error {
 	if len(args) == 1 {
 		pattern = args[0]
 	}
-	var c *client.Client
-	if a.g.user != "" {
-		c, err = a.loggedIn(ctx)
+	if _, err := path.Match(pattern, ""); err != nil {
+		// The server would refuse it too; a usage error says so at once.
+		return usagef("users: bad pattern %q: %v (wildcards: * ? [a-z])", pattern, err)
+	}
+	var (
+		c    *client.Client
+		done func()
+	)
+	if a.g.user != "" || a.session != nil {
+		c, done, err = a.loggedIn(ctx)
 	} else {
-		c, err = a.newClient()
+		c, done, err = a.newClient()
 	}
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	return listUsers(ctx, a.out, c, pattern)
 }
 

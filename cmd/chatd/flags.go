@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/replichat/replichat/cmd/internal/buildinfo"
 )
 
 // config is chatd's parsed command line.
@@ -33,23 +35,74 @@ type config struct {
 	argonTime   uint
 	forceLead   bool
 	debugAddr   string
+	// metricsAddr serves /metrics, /healthz and /readyz (metrics.go); ""
+	// when off.
+	metricsAddr string
 	// memLimitMiB is the Go runtime's soft memory limit; 0 leaves the
 	// runtime's own (GOMEMLIMIT, else none).
 	memLimitMiB int64
 	// gcPercent is the Go runtime's GC target percentage; 0 leaves the
 	// runtime's own (GOGC, else 100).
 	gcPercent int
+	// diskReserveMiB is the free space below which the replica takes no
+	// writes (disk.go); 0 disables the guard.
+	diskReserveMiB int64
+	// repair moves a data directory that fails its start-up checks aside
+	// and starts empty, as a new member that fetches everything (repair.go).
+	repair bool
+	// snapshotEvery, retainEvents and forkRetain bound the log (see the
+	// defaults below and shell.Config): a snapshot every snapshotEvery
+	// applied events (0: none, and no compaction), the log compacted
+	// retainEvents behind the latest one, and past a replica that is down
+	// once its records are forkRetain behind.
+	snapshotEvery, retainEvents, forkRetain uint64
 }
 
-func parseFlags(args []string, stderr io.Writer) (config, error) {
+// Defaults of the snapshot flags, and why. Measured on the development
+// machine (README, "Snapshots and compaction"): the log takes about 135
+// bytes per event on disk (64-byte messages), the state 240 bytes per
+// message, a snapshot 182 (S2-compressed); writing the snapshot of a state
+// of 1M messages takes 2.9 s of one core.
+//   - defaultSnapshotEvery: the log holds at most snapshotEvery +
+//     retainEvents events, 200k, about 27 MB; a snapshot copies the whole
+//     state, so a smaller log costs more often that copy (for 1M
+//     messages, 3 s of CPU and 182 MB written every 100k events, which is
+//     30-60 s of a saturated primary here);
+//   - defaultRetainEvents: a backup restarted within 100k events catches up
+//     by offset, cheaply (100k events in about 0.6 s), rather than by a
+//     snapshot install (10 s to restore 1M messages);
+//   - defaultForkRetain: while a replica is down (or cut off), compaction
+//     goes on once what it lacks is 1M events behind, so the log stays
+//     below about 1.1M events (150 MB); a fork deeper than that on one side
+//     (a partition under full load for minutes) stops the replica for
+//     --repair rather than compact what it would re-submit.
+//
+// The disk of a replica is then its state, the log, and the snapshots: one
+// (two while one is written), up to three while a replica is down.
+const (
+	defaultSnapshotEvery = 100_000
+	defaultRetainEvents  = 100_000
+	defaultForkRetain    = 1_000_000
+)
+
+// maxEventsFlag bounds the event counts of the snapshot flags: offsets
+// must not overflow when added to them.
+const maxEventsFlag = 1 << 48
+
+// parseFlags parses chatd's command line. A problem is one line on stderr
+// (with a hint to --help, not the whole usage) and errUsage; --help prints
+// the usage on stdout and returns flag.ErrHelp; --version prints the
+// version on stdout and returns errVersion.
+func parseFlags(args []string, stdout, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	var (
-		cfg    config
-		id     = fs.Uint("id", 0, "this replica's id (its entry in --peers)")
-		peers  = fs.String("peers", "", "every replica of the cluster as id=host:port,... (empty: a one-replica cluster on --listen)")
-		level  = fs.String("log-level", "info", "log level: debug, info, warn or error")
-		logFmt = fs.String("log-format", "text", "log format: text or json")
+		cfg     config
+		version = fs.Bool("version", false, "print the version and exit")
+		id      = fs.Uint("id", 0, "this replica's id (its entry in --peers)")
+		peers   = fs.String("peers", "", "every replica of the cluster as id=host:port,... (empty: a one-replica cluster on --listen)")
+		level   = fs.String("log-level", "info", "log level: debug, info, warn or error")
+		logFmt  = fs.String("log-format", "text", "log format: text or json")
 	)
 	fs.StringVar(&cfg.dataDir, "data", "", "this replica's data directory (created if missing; never shared between replicas)")
 	fs.StringVar(&cfg.listen, "listen", "", "address to listen on (default: this replica's --peers entry, or 127.0.0.1:7100)")
@@ -63,22 +116,30 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.UintVar(&cfg.argonTime, "argon-time", 2, "argon2id passes per password hash")
 	fs.BoolVar(&cfg.forceLead, "force-lead", false, "operator override: take over as primary even though the replicas of the last in-sync set have not all been heard from (may lose what only they held; logged)")
 	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
+	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics), /healthz and /readyz over HTTP on this address (e.g. 127.0.0.1:9100); off by default")
 	fs.Int64Var(&cfg.memLimitMiB, "memory-limit", 384, "soft limit of the Go runtime's memory, MiB: the GC collects more often near it (0: GOMEMLIMIT, else none)")
 	fs.IntVar(&cfg.gcPercent, "gc-percent", 0, "GC target: heap growth over the live heap before a collection, percent (0: GOGC, else 100; -1: collect only near --memory-limit)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: chatd --id N --data DIR [--peers 0=host:port,1=host:port,...] [flags]\n\nflags:\n")
-		fs.PrintDefaults()
+	fs.Int64Var(&cfg.diskReserveMiB, "disk-reserve", 256, "free space to keep on the data directory's filesystem, MiB: below it the replica takes no writes until there is room again (0: no guard)")
+	fs.Uint64Var(&cfg.snapshotEvery, "snapshot-every", defaultSnapshotEvery, "snapshot the chat state after this many events applied since the last snapshot, and compact the log behind it (0: no snapshots, no compaction: the log grows without bound)")
+	fs.Uint64Var(&cfg.retainEvents, "retain-events", defaultRetainEvents, "events the log keeps behind the latest snapshot, so that a backup that lags less catches up by offset instead of installing a snapshot")
+	fs.Uint64Var(&cfg.forkRetain, "fork-retain", defaultForkRetain, "compact past a replica that is down or cut off once its missing events are this far behind (0: never; the log then grows until it is back); a fork deeper than this stops this replica for --repair")
+	fs.BoolVar(&cfg.repair, "repair", false, "if the data directory fails its start-up checks (a damaged or lost log), move it aside and start empty as a new member that fetches everything from the cluster")
+	usage := func(format string, a ...any) (config, error) {
+		fmt.Fprintf(stderr, "chatd: "+format+" (see chatd --help)\n", a...)
+		return cfg, errUsage
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "usage: chatd --id N --data DIR [--peers 0=host:port,1=host:port,...] [flags]\n\nflags:\n")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
 			return cfg, err
 		}
-		return cfg, errUsage
+		return usage("%v", err)
 	}
-	usage := func(format string, a ...any) (config, error) {
-		fmt.Fprintf(stderr, "chatd: "+format+"\n", a...)
-		fs.Usage()
-		return cfg, errUsage
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.Version("chatd"))
+		return cfg, errVersion
 	}
 	if fs.NArg() > 0 {
 		return usage("unexpected argument %q", fs.Arg(0))
@@ -100,6 +161,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	default:
 		return usage("--log-format %q: want text or json", *logFmt)
 	}
+	if cfg.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.metricsAddr); err != nil {
+			return usage("--metrics-addr %q: want host:port (%v)", cfg.metricsAddr, err)
+		}
+	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return usage("--tls-cert and --tls-key go together")
 	}
@@ -111,6 +177,26 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.memLimitMiB < 0 || cfg.memLimitMiB > math.MaxInt64>>20 {
 		return usage("--memory-limit %d is out of range", cfg.memLimitMiB)
+	}
+	if cfg.diskReserveMiB < 0 || cfg.diskReserveMiB > math.MaxInt64>>20 {
+		return usage("--disk-reserve %d is out of range", cfg.diskReserveMiB)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.snapshotEvery == 0 {
+		for _, name := range []string{"retain-events", "fork-retain"} {
+			if set[name] {
+				return usage("--%s has no effect with --snapshot-every 0 (no snapshots: the log is never compacted)", name)
+			}
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    uint64
+	}{{"snapshot-every", cfg.snapshotEvery}, {"retain-events", cfg.retainEvents}, {"fork-retain", cfg.forkRetain}} {
+		if f.v > maxEventsFlag {
+			return usage("--%s %d is out of range (at most %d)", f.name, f.v, uint64(maxEventsFlag))
+		}
 	}
 	if cfg.gcPercent < -1 {
 		return usage("--gc-percent %d: want -1 (off), 0 (runtime default) or a positive percentage", cfg.gcPercent)

@@ -30,7 +30,7 @@ func TestParseFlagsMemory(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr strings.Builder
 			args := append([]string{"--data", t.TempDir()}, tt.args...)
-			cfg, err := parseFlags(args, &stderr)
+			cfg, err := parseFlags(args, io.Discard, &stderr)
 			if tt.wantErr != "" {
 				require.ErrorIs(t, err, errUsage)
 				assert.Contains(t, stderr.String(), tt.wantErr)
@@ -44,6 +44,6 @@ func TestParseFlagsMemory(t *testing.T) {
 }
 
 func TestParseFlagsRequiresData(t *testing.T) {
-	_, err := parseFlags(nil, io.Discard)
+	_, err := parseFlags(nil, io.Discard, io.Discard)
 	assert.ErrorIs(t, err, errUsage)
 }

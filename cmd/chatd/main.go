@@ -23,10 +23,10 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	switch {
 	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, errVersion):
 		os.Exit(0)
 	case errors.Is(err, errUsage):
-		// The flag package already printed the problem and the usage.
+		// parseFlags printed the problem already.
 		os.Exit(2)
 	default:
 		fmt.Fprintln(os.Stderr, "chatd:", err)
@@ -37,10 +37,13 @@ func main() {
 // errUsage marks a flag error that has been reported already.
 var errUsage = errors.New("usage")
 
+// errVersion ends a run that printed the version (--version).
+var errVersion = errors.New("version printed")
+
 // run starts the replica and blocks until ctx is done (a clean shutdown) or
 // it fails.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseFlags(args, stderr)
+	cfg, err := parseFlags(args, stdout, stderr)
 	if err != nil {
 		return err
 	}

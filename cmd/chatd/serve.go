@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/replichat/replichat/chat"
-	"github.com/replichat/replichat/chat/chatdb"
 	"github.com/replichat/replichat/chat/server"
 	"github.com/replichat/replichat/eventlog"
 	"github.com/replichat/replichat/replica"
@@ -50,53 +49,35 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 // is derived from the log and stores its applied offset with its changes,
 // so a power loss may lose a suffix of the applied state (never of the log),
 // which the shell replays from the log at the next start. See chatdb's doc.
+//
+// and, beside them, <data>/snapshots: the snapshots of the chat state the
+// replication shell takes (--snapshot-every) and installs, each in a
+// directory named by the offset it covers.
 const (
-	logDir   = "log"
-	stateDir = "state"
+	logDir       = "log"
+	stateDir     = "state"
+	snapshotsDir = "snapshots"
 )
 
-// openData opens the event log, then the chat state, in dataDir, creating
-// them if needed. It refuses a data directory in the old layout (one Badger
-// database directly in dataDir) rather than start an empty log next to it.
-func openData(dataDir string, logger *slog.Logger) (*eventlog.BadgerLog, *chatdb.DB, error) {
+// openData opens the event log, then the chat state, in cfg.dataDir,
+// creating them if needed, and checks them (repair.go: a damaged log is
+// refused, or repaired with --repair; a damaged state is rebuilt). It
+// refuses a data directory in the old layout (one Badger database directly
+// in dataDir) rather than start an empty log next to it.
+func openData(cfg config, logger *slog.Logger, observeSync func(time.Duration)) (*checkedData, error) {
+	dataDir := cfg.dataDir
 	if _, err := os.Stat(filepath.Join(dataDir, "MANIFEST")); err == nil {
 		// Moving the files into log/ is not enough: the old database also
 		// holds the state, and a replica restored from a snapshot has no log
 		// from offset 1 to rebuild it from.
-		return nil, nil, fmt.Errorf("data directory %s has the old layout (one Badger database directly in it); "+
+		return nil, fmt.Errorf("data directory %s has the old layout (one Badger database directly in it); "+
 			"this chatd keeps %s and %s: start this replica on a new empty directory and let it catch up from the cluster",
 			dataDir, filepath.Join(dataDir, logDir), filepath.Join(dataDir, stateDir))
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("create data directory: %w", err)
+		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	logPath := filepath.Join(dataDir, logDir)
-	log, err := eventlog.OpenBadger(logPath, eventlog.BadgerOptions{Logger: logger.With("component", "badger")})
-	if err != nil {
-		return nil, nil, fmt.Errorf("open data directory %s: %w", dataDir, err)
-	}
-	stateDB, err := chatdb.Open(filepath.Join(dataDir, stateDir), chatdb.Options{Logger: logger.With("component", "badger")})
-	if err != nil {
-		return nil, nil, errors.Join(fmt.Errorf("open data directory %s: %w", dataDir, err), log.Close())
-	}
-	return log, stateDB, nil
-}
-
-// syncedReset makes a state reset durable before the shell replays the log
-// into it: the state database does not fsync its commits, and a reset rolled
-// back by a power loss could leave applied records that the log no longer
-// holds, which the shell's start-up check (applied beyond the log end) does
-// not always catch.
-type syncedReset struct {
-	*server.StateMachine
-	db *chatdb.DB
-}
-
-func (s *syncedReset) Reset() error {
-	if err := s.StateMachine.Reset(); err != nil {
-		return err
-	}
-	return s.db.Sync()
+	return openChecked(cfg, logger, observeSync)
 }
 
 // serve opens the replica's data, starts replication and the server, and
@@ -105,12 +86,29 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 	// The replication core and the transport tag their records with the
 	// node id themselves; everything else gets it here.
 	base := newLogger(cfg, stderr)
-	logger := base.With("node", cfg.id)
+	// What the start-up logs below WARN is held until the replica listens:
+	// a start that fails is one line on stderr (CONTRACT.md), its error.
+	startLog := newHeldHandler(base.With("node", cfg.id).Handler())
+	defer startLog.releaseFrom(slog.LevelWarn) // a no-op once released
+	logger := slog.New(startLog)
 	defer applyMemorySettings(memorySettings{limitMiB: cfg.memLimitMiB, gcPercent: cfg.gcPercent})()
 	logger.Debug("memory settings", "memory_limit_bytes", debug.SetMemoryLimit(-1), "gc_percent", cfg.gcPercent)
-	log, stateDB, err := openData(cfg.dataDir, logger)
+	var mx *metrics // nil without --metrics-addr: no hooks
+	if cfg.metricsAddr != "" {
+		mx = newMetrics(cfg.id, cfg.peers)
+	}
+	data, err := openData(cfg, logger, mx.syncObserver())
 	if err != nil {
 		return err
+	}
+	defer data.unlock() // last: after both databases are closed
+	log, stateDB := data.log, data.stateDB
+	existed, err := checkMembership(log, cfg)
+	if err == nil {
+		err = checkSecret(cfg, existed)
+	}
+	if err != nil {
+		return errors.Join(err, stateDB.Close(), log.Close())
 	}
 	// Deferred in this order, the state closes first, after the server and
 	// the shell (its only users) have stopped, then the log.
@@ -124,16 +122,33 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 			err = fmt.Errorf("close chat state: %w", cerr)
 		}
 	}()
-	state := chat.NewState(stateDB.Store())
-	sm := &syncedReset{StateMachine: server.NewStateMachine(state), db: stateDB}
-	if err := state.LoadErr(); errors.Is(err, chat.ErrIncompleteRestore) {
-		// A reset of the state (after a fork) was interrupted: finish it; the
-		// log is intact and replication replays it.
+	state := data.state
+	sm := server.NewStateMachine(state)
+	// The state database does not fsync its commits; a reset or a rollback
+	// (after a fork) must be durable before the log is replayed into it, or
+	// a power loss could leave applied records the log no longer holds.
+	sm.SetSync(stateDB.Sync)
+	var incomplete *chat.IncompleteRollbackError
+	switch err := state.LoadErr(); {
+	case err == nil:
+	case errors.Is(err, chat.ErrIncompleteRestore):
+		// A reset of the state was interrupted: finish it; the log is
+		// intact and replication replays it.
 		logger.Warn("chat state reset was interrupted; resetting again and replaying the log")
 		if err := sm.Reset(); err != nil {
 			return err
 		}
-	} else if err != nil {
+	case errors.As(err, &incomplete):
+		// A rollback of the state (after a fork) was interrupted: finish
+		// it before anything is applied (or reset, if it cannot).
+		logger.Warn("chat state rollback was interrupted; finishing it", "to", incomplete.To)
+		if _, err := sm.RollbackTo(incomplete.To); err != nil {
+			logger.Warn("cannot finish the rollback; resetting the state and replaying the log", "err", err)
+			if err := sm.Reset(); err != nil {
+				return err
+			}
+		}
+	default:
 		return fmt.Errorf("check chat state in %s: %w", filepath.Join(cfg.dataDir, stateDir), err)
 	}
 
@@ -183,7 +198,16 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 		Transport:    tr,
 		Addrs:        addrs,
 		TickInterval: tickInterval,
-		Logger:       base.With("component", "replica"),
+		DiskFree:     diskFreeProbe(cfg),
+		DiskReserve:  uint64(cfg.diskReserveMiB) << 20,
+		ObserveLag:   mx.lagObserver(),
+		// Always set, so that a replica that takes none (--snapshot-every
+		// 0) still installs one from a primary that compacted past it.
+		SnapshotDir:   filepath.Join(cfg.dataDir, snapshotsDir),
+		SnapshotEvery: cfg.snapshotEvery,
+		RetainEvents:  cfg.retainEvents,
+		ForkRetain:    cfg.forkRetain,
+		Logger:        base.With("component", "replica"),
 	})
 	if err != nil {
 		return err
@@ -210,6 +234,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 		Argon:       chat.ArgonParams{Time: uint32(cfg.argonTime), MemoryKiB: uint32(cfg.argonMemKiB), Threads: 1},
 		Logger:      logger.With("component", "server"),
 	}
+	srvCfg.ObserveRequest = mx.requestObserver()
 	if peerTransport != nil {
 		srvCfg.Peer = peerTransport.Accept
 	}
@@ -218,14 +243,38 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 		return err
 	}
 	sm.SetServer(srv)
+	// Deletes really delete: once compaction has removed the log's records
+	// of what was deleted, both databases are purged of their copies.
+	sm.EnablePurge(server.PurgeConfig{
+		Floor: func() eventlog.Offset { return log.First() - 1 },
+		Purge: func(ctx context.Context) error {
+			if err := log.Purge(ctx); err != nil {
+				return err
+			}
+			return stateDB.Purge(ctx)
+		},
+		Hold:   func() bool { return sh.Status().DiskFull != "" },
+		Logger: logger.With("component", "purge"),
+	})
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	startLog.release(true)
 	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.dataDir, "replicas", len(cfg.peers))
 	g, gctx := errgroup.WithContext(ctx)
+	if mx != nil {
+		h := mx.handler(metricSources{replicas: len(cfg.peers), status: sh.Status, sessions: srv.Sessions,
+			resubmissions: sm.Resubmissions, rollbacks: sm.Rollbacks}, logger)
+		serveMetrics, err := metricsServer(gctx, cfg.metricsAddr, h, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		g.Go(serveMetrics)
+	}
 	if cfg.debugAddr != "" {
 		dbg, err := debugServer(gctx, cfg.debugAddr, logger)
 		if err != nil {
@@ -244,6 +293,9 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 		return err
 	})
 	g.Go(func() error { return srv.Serve(gctx, ln) })
+	g.Go(func() error { return sm.RunPurge(gctx) })
+	g.Go(func() error { data.witness.run(gctx, sh.Status); return nil })
+	g.Go(func() error { return scrubLog(log, data.witness, cfg, logger) })
 	if cfg.forceLead {
 		g.Go(func() error {
 			logger.Warn("operator forced this replica to lead (--force-lead): records only the missing replicas held may be lost")
@@ -254,6 +306,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 		})
 	}
 	err = g.Wait()
+	data.witness.observe(sh.Status())
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		logger.Info("shut down cleanly")
 		return nil
@@ -271,12 +324,36 @@ func (r *replicator) Propose(ctx context.Context, recs []eventlog.Record) (event
 	switch {
 	case err == nil:
 		return off, nil
-	case errors.Is(err, replica.ErrNotPrimary), errors.Is(err, shell.ErrLost):
+	case errors.Is(err, shell.ErrOutcomeUnknown):
+		return 0, fmt.Errorf("%w: %v", server.ErrOutcomeUnknown, err)
+	// The rest are definite: the core never took the records.
+	case errors.Is(err, replica.ErrNotPrimary):
 		return 0, fmt.Errorf("%w: %v", server.ErrNotPrimary, err)
+	case errors.Is(err, replica.ErrDiskFull):
+		msg := r.sh.Status().DiskFull
+		if msg == "" {
+			msg = err.Error()
+		}
+		return 0, fmt.Errorf("%w: %s", server.ErrUnavailable, msg)
 	case errors.Is(err, replica.ErrBackpressure), errors.Is(err, shell.ErrStopped), errors.Is(err, replica.ErrStopped):
 		return 0, fmt.Errorf("%w: %v", server.ErrUnavailable, err)
 	}
 	return 0, err
+}
+
+// ReadBarrier implements server.ReadBarrier with the shell's lease and
+// apply barrier.
+func (r *replicator) ReadBarrier(ctx context.Context) error {
+	err := r.sh.ReadBarrier(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, replica.ErrNotPrimary):
+		return fmt.Errorf("%w: %v", server.ErrNotPrimary, err)
+	case errors.Is(err, shell.ErrNoLease), errors.Is(err, shell.ErrStopped):
+		return fmt.Errorf("%w: %v", server.ErrUnavailable, err)
+	}
+	return err
 }
 
 func (r *replicator) Status() server.Status {
@@ -292,7 +369,11 @@ func (r *replicator) Status() server.Status {
 		if role == shell.RoleCandidate {
 			role = shell.RoleBackup
 		}
-		out.Replicas = append(out.Replicas, wireStatus(rs, role))
+		ws := wireStatus(rs, role)
+		if rs.ID == st.ID {
+			ws.DiskFull = st.DiskFull
+		}
+		out.Replicas = append(out.Replicas, ws)
 	}
 	return out
 }

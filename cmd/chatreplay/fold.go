@@ -10,6 +10,7 @@ import (
 	"github.com/replichat/replichat/chat"
 	"github.com/replichat/replichat/chat/chatdb"
 	"github.com/replichat/replichat/eventlog"
+	"github.com/replichat/replichat/replica/shell"
 )
 
 // folder applies the log to a scratch chat state, as the server does.
@@ -28,15 +29,53 @@ type folder struct {
 	uids map[uint64]bool
 }
 
-// outcome is what applying one record did, for printing.
+// outcome is what applying one record did, for printing. It comes from
+// the apply itself (chat.State.ApplyWithResults), never from looking the
+// request up afterwards: the dedup table may have evicted or never stored
+// its result.
 type outcome struct {
 	known bool // false: the record was not folded (compacted log)
 	// result is "ok", the error code applying recorded, "duplicate" (the
-	// dedup table skipped it) or "skipped" (a client id too long to
+	// dedup table skipped it: applied already), "expired_request"
+	// (skipped, never applied: a live request where the dedup table had
+	// forgotten what was applied) or "skipped" (a client id too long to
 	// deduplicate, which Apply ignores); "" for a record without client.
 	result string
 	errMsg string
 	uid    uint64 // the account a register created
+	// storedID is the id a send's message was stored under, when not its
+	// event's (that id was taken: the id was probed).
+	storedID uint64
+	// dedup says how the dedup table judged a re-submission it could not
+	// vouch for: "unknown" (applied, though it may have been before) or
+	// "message_id" (a duplicate by its message id); "" otherwise.
+	dedup string
+}
+
+// restore starts the fold from a snapshot of the state (verified first),
+// and learns the --user account it holds.
+func (f *folder) restore(snap shell.SnapshotFile) error {
+	r, err := snap.Open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := f.st.RestoreSnapshot(r); err != nil {
+		return fmt.Errorf("load the snapshot in %s: %w", snap.Dir, err)
+	}
+	if got := f.st.Applied(); got != snap.Offset {
+		return fmt.Errorf("load the snapshot in %s: it covers offset %d, its meta says %d", snap.Dir, got, snap.Offset)
+	}
+	if f.user != "" {
+		u, ok, err := f.st.User(f.user)
+		if err != nil {
+			return err
+		}
+		if ok {
+			f.uids[u.ID] = true
+		}
+	}
+	return nil
 }
 
 // flush applies the pending records.
@@ -84,43 +123,49 @@ func (f *folder) applyOne(rec eventlog.Record, ev chat.Event) (outcome, error) {
 	if err := f.flush(); err != nil {
 		return outcome{}, err
 	}
-	res := outcome{known: true}
-	chatClient := ev != nil && rec.ClientID != ""
-	if chatClient && len(rec.ClientID) > chat.MaxClientIDLen {
-		res.result = "skipped"
-		chatClient = false
-	}
-	if chatClient {
-		_, dup, err := f.st.Result(rec.ClientID, rec.Seq)
-		if err != nil {
-			return outcome{}, err
-		}
-		if dup {
-			res.result = "duplicate"
-			chatClient = false
-		}
-	}
-	if err := f.st.Apply([]eventlog.Record{rec}); err != nil {
-		return outcome{}, err
-	}
-	if !chatClient {
-		return res, nil
-	}
-	r, ok, err := f.st.Result(rec.ClientID, rec.Seq)
+	results, err := f.st.ApplyWithResults([]eventlog.Record{rec})
 	if err != nil {
 		return outcome{}, err
 	}
-	if !ok {
-		return outcome{}, fmt.Errorf("offset %d: applied, but no result stored for %q/%d", rec.Offset, rec.ClientID, rec.Seq)
+	res := outcome{known: true}
+	if ev == nil || rec.ClientID == "" {
+		return res, nil
 	}
-	res.result, res.errMsg = "ok", r.Message
-	if r.Code != "" {
-		res.result = r.Code
+	if len(results) != 1 || results[0].Offset != rec.Offset {
+		return outcome{}, fmt.Errorf("offset %d: applied, but no outcome reported for %q/%d", rec.Offset, rec.ClientID, rec.Seq)
 	}
-	if reg, isReg := ev.(*chat.RegisterEvent); isReg && r.Code == "" {
-		res.uid = r.UserID
-		if f.user != "" && reg.Name == f.user {
-			f.uids[r.UserID] = true
+	r := results[0]
+	switch r.Outcome {
+	case chat.OutcomeApplied:
+		res.result = "ok"
+	case chat.OutcomeRejected:
+		res.result, res.errMsg = r.Result.Code, r.Result.Message
+	case chat.OutcomeDuplicate:
+		res.result = "duplicate"
+		if r.Unknown {
+			res.dedup = "message_id"
+		}
+	case chat.OutcomeExpired:
+		res.result, res.errMsg = "expired_request", "not applied: below the client's dedup window, where applied requests are no longer known"
+	case chat.OutcomeSkipped:
+		res.result = "skipped"
+	default:
+		return outcome{}, fmt.Errorf("offset %d: unknown outcome %v", rec.Offset, r.Outcome)
+	}
+	if r.Unknown && (r.Outcome == chat.OutcomeApplied || r.Outcome == chat.OutcomeRejected) {
+		res.dedup = "unknown"
+	}
+	switch ev := ev.(type) {
+	case *chat.RegisterEvent:
+		if r.Outcome == chat.OutcomeApplied {
+			res.uid = r.Result.UserID
+			if f.user != "" && ev.Name == f.user {
+				f.uids[r.Result.UserID] = true
+			}
+		}
+	case *chat.SendEvent:
+		if id := r.Result.MessageID; r.Outcome == chat.OutcomeApplied && id != ev.MessageID {
+			res.storedID = id
 		}
 	}
 	return res, nil

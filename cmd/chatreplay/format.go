@@ -48,7 +48,11 @@ func eventFields(ev chat.Event, res outcome, names map[uint64]string) []field {
 		}
 		fs = append(fs, field{"password_hash", redacted})
 	case *chat.SendEvent:
-		fs = append(fs, field{"id", ev.MessageID}, field{"from_uid", ev.FromUID})
+		fs = append(fs, field{"id", ev.MessageID})
+		if res.storedID != 0 {
+			fs = append(fs, field{"stored_id", res.storedID})
+		}
+		fs = append(fs, field{"from_uid", ev.FromUID})
 		user("from", ev.FromUID)
 		fs = append(fs, field{"to_uid", ev.ToUID})
 		user("to", ev.ToUID)
@@ -71,7 +75,16 @@ func eventFields(ev chat.Event, res outcome, names map[uint64]string) []field {
 			fs = append(fs, field{"error", res.errMsg})
 		}
 	}
+	if res.dedup != "" {
+		fs = append(fs, field{"dedup", res.dedup})
+	}
 	return fs
+}
+
+// origin locates the truncated copy of a re-submitted record.
+type origin struct {
+	Epoch  eventlog.Epoch  `json:"epoch"`
+	Offset eventlog.Offset `json:"offset"`
 }
 
 // idList makes a nil list print as [] rather than null.
@@ -139,6 +152,16 @@ type printer struct {
 // recordTime formats a record's time the same way on every machine.
 func recordTime(nanos int64) string { return time.Unix(0, nanos).UTC().Format(time.RFC3339Nano) }
 
+// eventTime is a record's time for its line: nil (JSON null, "-" in text)
+// for the records that carry none, the replica layer's own (Time 0, which
+// would print as 1970-01-01).
+func eventTime(rec eventlog.Record) any {
+	if rec.Time == 0 {
+		return nil
+	}
+	return recordTime(rec.Time)
+}
+
 // event prints one record with its event fields (generic ones when fields
 // is empty and the record is not a chat event).
 func (p *printer) event(rec eventlog.Record, fields []field) error {
@@ -152,12 +175,19 @@ func (p *printer) event(rec eventlog.Record, fields []field) error {
 	if rec.Seq != 0 {
 		req = append(req, field{"seq", rec.Seq})
 	}
+	if rec.Resubmitted() {
+		req = append(req, field{"resubmitted", origin{rec.OrigEpoch, rec.OrigOffset}})
+	}
 	if p.json {
-		head := []field{{"offset", rec.Offset}, {"epoch", rec.Epoch}, {"type", rec.Type}, {"time", recordTime(rec.Time)}}
+		head := []field{{"offset", rec.Offset}, {"epoch", rec.Epoch}, {"type", rec.Type}, {"time", eventTime(rec)}}
 		return p.jsonLine(slices.Concat(head, req, fields))
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d  %d  %s  %s", rec.Offset, rec.Epoch, recordTime(rec.Time), rec.Type)
+	when := "-"
+	if t := eventTime(rec); t != nil {
+		when = t.(string)
+	}
+	fmt.Fprintf(&b, "%d  %d  %s  %s", rec.Offset, rec.Epoch, when, rec.Type)
 	if len(fields) == 1 && fields[0].key == "data" {
 		// A generic payload: its top-level keys become fields.
 		if m, ok := fields[0].val.(map[string]any); ok {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/replichat/replichat/chat"
+	"github.com/replichat/replichat/cmd/internal/buildinfo"
 	"github.com/replichat/replichat/eventlog"
 )
 
@@ -59,7 +60,7 @@ type options struct {
 // run is the whole program. It reports an error itself (one line on stderr,
 // or the usage) before returning it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	opts, err := parseArgs(args, stderr)
+	opts, err := parseArgs(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -75,14 +76,20 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ; ")), " ")
 }
 
-func parseArgs(args []string, stderr io.Writer) (options, error) {
+// parseArgs parses the command line. A problem is one line on stderr (with
+// a hint to --help, not the whole usage) and errUsage; --help prints the
+// usage on stdout and returns flag.ErrHelp, --version the version
+// (flag.ErrHelp too: nothing more to do, exit status 0).
+func parseArgs(args []string, stdout, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("chatreplay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	var (
 		opts     options
 		from, to uint64
 		types    string
+		version  bool
 	)
+	fs.BoolVar(&version, "version", false, "print the version and exit")
 	fs.StringVar(&opts.dataDir, "data", "", "the replica's data `directory`, whose log is in DIR/log, or a bare log directory (required)")
 	fs.Uint64Var(&from, "from", 1, "first `offset` to print")
 	fs.Uint64Var(&to, "to", 0, "last `offset` to print, and the offset --state describes (default: the log's end)")
@@ -92,21 +99,23 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&opts.state, "state", false, "print the chat state as of --to instead of the events")
 	fs.BoolVar(&opts.mem, "mem", false, "fold the chat state in memory rather than in a temporary Badger directory")
 	fs.StringVar(&opts.tmpDir, "tmp", "", "`directory` for the temporary Badger state (default: the system's)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: chatreplay --data DIR [--from OFFSET] [--to OFFSET] [--type TYPE] [--user NAME] [--json] [--state]")
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
+	usage := func(format string, a ...any) (options, error) {
+		fmt.Fprintf(stderr, "chatreplay: "+format+" (see chatreplay --help)\n", a...)
+		return opts, errUsage
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, "usage: chatreplay --data DIR [--from OFFSET] [--to OFFSET] [--type TYPE] [--user NAME] [--json] [--state]")
+			fmt.Fprintln(stdout, "\nflags:")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
 			return opts, err
 		}
-		return opts, errUsage // the flag package printed the problem and the usage
+		return usage("%v", err)
 	}
-	usage := func(format string, a ...any) (options, error) {
-		fmt.Fprintf(stderr, "chatreplay: "+format+"\n", a...)
-		fs.Usage()
-		return opts, errUsage
+	if version {
+		fmt.Fprintln(stdout, buildinfo.Version("chatreplay"))
+		return opts, flag.ErrHelp
 	}
 	switch {
 	case fs.NArg() > 0:

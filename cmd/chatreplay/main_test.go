@@ -23,7 +23,7 @@ import (
 	"github.com/replichat/replichat/eventlog"
 )
 
-const wantHuman = `1  1  1970-01-01T00:00:00Z  replica.epoch  epoch=1  primary=0
+const wantHuman = `1  1  -  replica.epoch  epoch=1  primary=0
 2  1  2023-11-14T22:13:22.000000246Z  chat.register  name=ann  uid=1  password_hash=<redacted>  result=ok  client=c-ann  seq=1
 3  1  2023-11-14T22:13:23.000000369Z  chat.register  name=bob  uid=2  password_hash=<redacted>  result=ok  client=c-bob  seq=1
 4  1  2023-11-14T22:13:24.000000492Z  chat.send  id=101  from_uid=1  from=ann  to_uid=2  to=bob  body="hi bob"  result=ok  client=c-ann  seq=2
@@ -34,10 +34,10 @@ const wantHuman = `1  1  1970-01-01T00:00:00Z  replica.epoch  epoch=1  primary=0
 9  1  2023-11-14T22:13:29.000001107Z  chat.register  name=ann  uid=3  password_hash=<redacted>  result=ok  client=c-ann2  seq=1
 10  1  2023-11-14T22:13:30.00000123Z  chat.send  id=103  from_uid=2  from=bob  to_uid=3  to=ann  body=again  result=ok  client=c-bob  seq=4
 11  1  2023-11-14T22:13:31.000001353Z  chat.register  name=bob  password_hash=<redacted>  result=user_exists  error="chat: user already exists: \"bob\""  client=c-late  seq=1
-12  2  1970-01-01T00:00:00Z  replica.epoch  epoch=2  primary=0
+12  2  -  replica.epoch  epoch=2  primary=0
 `
 
-const wantJSON = `{"offset":1,"epoch":1,"type":"replica.epoch","time":"1970-01-01T00:00:00Z","data":{"epoch":1,"primary":0}}
+const wantJSON = `{"offset":1,"epoch":1,"type":"replica.epoch","time":null,"data":{"epoch":1,"primary":0}}
 {"offset":2,"epoch":1,"type":"chat.register","time":"2023-11-14T22:13:22.000000246Z","client":"c-ann","seq":1,"name":"ann","uid":1,"password_hash":"<redacted>","result":"ok"}
 {"offset":3,"epoch":1,"type":"chat.register","time":"2023-11-14T22:13:23.000000369Z","client":"c-bob","seq":1,"name":"bob","uid":2,"password_hash":"<redacted>","result":"ok"}
 {"offset":4,"epoch":1,"type":"chat.send","time":"2023-11-14T22:13:24.000000492Z","client":"c-ann","seq":2,"id":101,"from_uid":1,"from":"ann","to_uid":2,"to":"bob","body":"hi bob","result":"ok"}
@@ -48,7 +48,7 @@ const wantJSON = `{"offset":1,"epoch":1,"type":"replica.epoch","time":"1970-01-0
 {"offset":9,"epoch":1,"type":"chat.register","time":"2023-11-14T22:13:29.000001107Z","client":"c-ann2","seq":1,"name":"ann","uid":3,"password_hash":"<redacted>","result":"ok"}
 {"offset":10,"epoch":1,"type":"chat.send","time":"2023-11-14T22:13:30.00000123Z","client":"c-bob","seq":4,"id":103,"from_uid":2,"from":"bob","to_uid":3,"to":"ann","body":"again","result":"ok"}
 {"offset":11,"epoch":1,"type":"chat.register","time":"2023-11-14T22:13:31.000001353Z","client":"c-late","seq":1,"name":"bob","password_hash":"<redacted>","result":"user_exists","error":"chat: user already exists: \"bob\""}
-{"offset":12,"epoch":2,"type":"replica.epoch","time":"1970-01-01T00:00:00Z","data":{"epoch":2,"primary":0}}
+{"offset":12,"epoch":2,"type":"replica.epoch","time":null,"data":{"epoch":2,"primary":0}}
 `
 
 func fixtureDir(t *testing.T) (string, *logBuilder) {
@@ -309,15 +309,15 @@ func TestRun_Compacted(t *testing.T) {
 
 	out, errOut, err := replayOut(t, "--data", dir)
 	require.NoError(t, err)
-	assert.Contains(t, errOut, "starts at offset 10 (compacted)")
+	assert.Contains(t, errOut, "is compacted: it starts at offset 10 and no snapshot of the chat state is kept beside it")
 	assert.Equal(t, "10  1  2023-11-14T22:13:30.00000123Z  chat.send  id=103  from_uid=2  to_uid=3  body=again  client=c-bob  seq=4\n"+
 		"11  1  2023-11-14T22:13:31.000001353Z  chat.register  name=bob  password_hash=<redacted>  client=c-late  seq=1\n"+
-		"12  2  1970-01-01T00:00:00Z  replica.epoch  epoch=2  primary=0\n", out)
+		"12  2  -  replica.epoch  epoch=2  primary=0\n", out)
 	for _, flagArg := range []string{"--state", "--user=bob"} {
 		_, errOut, err = replayOut(t, "--data", dir, flagArg)
 		require.Error(t, err, flagArg)
 		assert.Equal(t, 1, exitCode(err))
-		assert.Contains(t, errOut, "need it from offset 1")
+		assert.Contains(t, errOut, "--state and --user need a snapshot, or the log from offset 1")
 	}
 }
 
@@ -373,14 +373,37 @@ func TestRun_Usage(t *testing.T) {
 			assert.Equal(t, 2, exitCode(err))
 			assert.Empty(t, out)
 			assert.Contains(t, errOut, tc.want)
-			assert.Contains(t, errOut, "usage: chatreplay")
+			assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line, not the usage: %q", errOut)
+			assert.True(t, strings.HasPrefix(errOut, "chatreplay: "), errOut)
+			assert.Contains(t, errOut, "(see chatreplay --help)")
 		})
 	}
 	out, errOut, err := replayOut(t, "--help")
 	require.ErrorIs(t, err, flag.ErrHelp)
 	assert.Equal(t, 0, exitCode(err))
-	assert.Empty(t, out)
-	assert.Contains(t, errOut, "usage: chatreplay")
+	assert.Empty(t, errOut)
+	assert.Contains(t, out, "usage: chatreplay", "asked for: on stdout")
+
+	out, errOut, err = replayOut(t, "--version")
+	assert.Equal(t, 0, exitCode(err))
+	assert.Empty(t, errOut)
+	assert.Regexp(t, `^chatreplay \S+ \S+ rev \S+.* go1\.\d+\S* \S+/\S+\n$`, out)
+}
+
+func TestRun_StateBeyondTheLog(t *testing.T) {
+	t.Parallel()
+	dir, _ := fixtureDir(t)
+	out, errOut, err := replayOut(t, "--data", dir, "--state", "--to", "120")
+	assert.Equal(t, 1, exitCode(err))
+	assert.Empty(t, out, "no state passed off as the one at 120")
+	assert.Equal(t, "chatreplay: --state --to 120: the log in "+dir+" ends at offset 12\n", errOut)
+
+	out, _, err = replayOut(t, "--data", dir, "--state", "--to", "12")
+	require.NoError(t, err)
+	assert.Contains(t, out, "applied=12")
+	out, _, err = replayOut(t, "--data", dir, "--to", "120")
+	require.NoError(t, err, "printing events up to a later offset prints them all")
+	assert.Equal(t, 12, strings.Count(out, "\n"))
 }
 
 func TestRun_Canceled(t *testing.T) {

@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/replichat/replichat/chat"
 	"github.com/replichat/replichat/eventlog"
+	"github.com/replichat/replichat/replica/shell"
 )
 
 // readBatchBytes bounds one Log.Read, and so the records held in memory.
@@ -44,16 +46,27 @@ func replay(ctx context.Context, opts options, stdout, stderr io.Writer) (err er
 	}()
 
 	end := l.Last()
+	if opts.state && opts.to > end {
+		// The state "as of --to" does not exist yet: printing the state at
+		// the log's end instead would pass for it.
+		return fmt.Errorf("--state --to %d: the log in %s ends at offset %d", opts.to, opts.dataDir, end)
+	}
 	if opts.to != 0 && opts.to < end {
 		end = opts.to
 	}
-	var f *folder
-	if first := l.First(); first > 1 {
-		if opts.state || opts.user != "" {
-			return fmt.Errorf("the log in %s starts at offset %d (compacted): --state and --user need it from offset 1", opts.dataDir, first)
+	first := l.First()
+	// base is the snapshot the fold starts from when the log is compacted
+	// (nil: the fold starts at offset 1, or there is none).
+	var base *shell.SnapshotFile
+	if first > 1 {
+		var note string
+		if base, note, err = pickSnapshot(opts, first, l.Last(), end); err != nil {
+			return err
 		}
-		fmt.Fprintf(stderr, "chatreplay: warning: the log starts at offset %d (compacted): printing events without names or results\n", first)
-	} else {
+		fmt.Fprintln(stderr, "chatreplay: "+note)
+	}
+	var f *folder
+	if first == 1 || base != nil {
 		var (
 			store      chat.Store
 			closeStore func() error
@@ -67,6 +80,11 @@ func replay(ctx context.Context, opts options, stdout, stderr io.Writer) (err er
 			}
 		}()
 		f = &folder{st: chat.NewState(store), user: opts.user, uids: make(map[uint64]bool)}
+		if base != nil {
+			if err := f.restore(*base); err != nil {
+				return err
+			}
+		}
 	}
 
 	w := bufio.NewWriter(stdout)
@@ -77,7 +95,15 @@ func replay(ctx context.Context, opts options, stdout, stderr io.Writer) (err er
 		}
 	}()
 	r := &replayer{opts: opts, folder: f, out: &printer{w: w, json: opts.json}}
-	if err := walk(ctx, l, l.First(), end, readBatchBytes, r.batch); err != nil {
+	from := first
+	if base != nil {
+		r.foldFrom = base.Offset + 1
+		if opts.state || opts.user != "" {
+			// Nothing before the snapshot is printed.
+			from = r.foldFrom
+		}
+	}
+	if err := walk(ctx, l, from, end, readBatchBytes, r.batch); err != nil {
 		return err
 	}
 	if f != nil {
@@ -89,6 +115,81 @@ func replay(ctx context.Context, opts options, stdout, stderr io.Writer) (err er
 		return printState(r.out, f.st, opts.user)
 	}
 	return nil
+}
+
+// snapshotSubdir is where a replica's data directory keeps the snapshots
+// of its chat state (chatd's <data>/snapshots, written by replica/shell).
+const snapshotSubdir = "snapshots"
+
+// pickSnapshot chooses, for a log compacted up to first-1, the snapshot the
+// fold starts from: one the log continues (its offset at or after first-1,
+// at or before last), at or before end; for --state the newest such (the
+// least to replay), else the oldest (the fewest events printed without
+// names). It returns the note for stderr that says where the log starts and
+// where the snapshot is, and an error when --state or --user cannot be
+// answered: no snapshot, or --to before the earliest one.
+func pickSnapshot(opts options, first, last, end eventlog.Offset) (*shell.SnapshotFile, string, error) {
+	dir := ""
+	if logPath(opts.dataDir) != opts.dataDir {
+		dir = filepath.Join(opts.dataDir, snapshotSubdir)
+	}
+	var usable []shell.SnapshotFile
+	if dir != "" {
+		all, err := shell.Snapshots(dir)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, f := range all {
+			if f.Offset+1 >= first && f.Offset <= last {
+				usable = append(usable, f)
+			}
+		}
+	}
+	compacted := fmt.Sprintf("the log in %s is compacted: it starts at offset %d", opts.dataDir, first)
+	if len(usable) == 0 {
+		where := "no snapshot of the chat state is kept beside it"
+		if dir != "" {
+			where = "no snapshot of the chat state that the log continues is kept in " + dir
+		}
+		if opts.state || opts.user != "" {
+			return nil, "", fmt.Errorf("%s and %s: --state and --user need a snapshot, or the log from offset 1", compacted, where)
+		}
+		return nil, fmt.Sprintf("warning: %s and %s: printing events without names or results", compacted, where), nil
+	}
+	if end < usable[0].Offset {
+		if opts.state {
+			return nil, "", fmt.Errorf("--state --to %d: %s and its earliest snapshot covers offset %d (%s): the state is known from offset %d on",
+				end, compacted, usable[0].Offset, usable[0].Dir, usable[0].Offset)
+		}
+		if opts.user != "" {
+			return nil, "", fmt.Errorf("--user with --to %d: %s and its earliest snapshot covers offset %d (%s): events are attributed to accounts from offset %d on",
+				end, compacted, usable[0].Offset, usable[0].Dir, usable[0].Offset+1)
+		}
+		return nil, fmt.Sprintf("warning: %s and the state before it is in the snapshot at offset %d (%s), after --to: printing events without names or results",
+			compacted, usable[0].Offset, usable[0].Dir), nil
+	}
+	pick := usable[0]
+	if opts.state {
+		for _, f := range usable {
+			if f.Offset <= end {
+				pick = f
+			}
+		}
+	}
+	taken := pick.Taken.UTC().Format(time.RFC3339)
+	switch {
+	case opts.state:
+		return &pick, fmt.Sprintf("%s; the state is the snapshot at offset %d (%s, taken %s) and the %d records after it",
+			compacted, pick.Offset, pick.Dir, taken, end-pick.Offset), nil
+	case opts.user != "":
+		return &pick, fmt.Sprintf("%s; the state up to offset %d is in the snapshot %s (taken %s): --user prints the events after it",
+			compacted, pick.Offset, pick.Dir, taken), nil
+	case pick.Offset < first:
+		return &pick, fmt.Sprintf("%s; the state before it is in the snapshot %s (offset %d, taken %s)",
+			compacted, pick.Dir, pick.Offset, taken), nil
+	}
+	return &pick, fmt.Sprintf("%s; the state up to offset %d is in the snapshot %s (taken %s): events %d-%d are printed without names or results",
+		compacted, pick.Offset, pick.Dir, taken, first, pick.Offset), nil
 }
 
 // logSubdir is where a replica's data directory keeps its event log (chatd
@@ -162,8 +263,11 @@ func walk(ctx context.Context, l logReader, from, to eventlog.Offset, maxBytes i
 // replayer decides, record by record, what to fold and what to print.
 type replayer struct {
 	opts   options
-	folder *folder // nil: the log is compacted, nothing is folded
-	out    *printer
+	folder *folder // nil: the log is compacted and no snapshot is used, nothing is folded
+	// foldFrom is the first record folded (the records before it are in
+	// the snapshot the fold starts from, or compacted): 0 or 1 folds all.
+	foldFrom eventlog.Offset
+	out      *printer
 }
 
 // batch handles one batch of records read from the log.
@@ -187,10 +291,13 @@ func (r *replayer) record(rec eventlog.Record) error {
 			return fmt.Errorf("decode offset %d: %w", rec.Offset, err)
 		}
 	}
+	f := r.folder
+	if rec.Offset < r.foldFrom {
+		f = nil // already in the snapshot: printed without names or results
+	}
 	show := !r.opts.state && rec.Offset >= r.opts.from &&
 		(len(r.opts.types) == 0 || slices.Contains(r.opts.types, rec.Type)) &&
-		r.involvesUser(ev)
-	f := r.folder
+		(f == nil || r.involvesUser(ev))
 	if f == nil {
 		if show {
 			return r.out.event(rec, eventFields(ev, outcome{}, nil))

@@ -9,7 +9,6 @@ package e2e
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -32,13 +31,7 @@ func TestCrash_KillDuringSends(t *testing.T) {
 		senders[i] = &sender{name: name, to: "sink", cl: newClient(t, c, name, password, true)}
 	}
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, s := range senders {
-		wg.Go(func() { s.run(t.Context(), stop) })
-	}
-	stopSenders := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopSenders)
+	stopSenders := runSenders(t, senders...)
 
 	for round := 1; round <= crashes; round++ {
 		waitAcked(t, senders, round*perRound)

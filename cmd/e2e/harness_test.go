@@ -101,7 +101,14 @@ func tailFile(path string, n int64) string {
 // until it holds; it fails the test after waitTimeout.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	waitLong(t, what, waitTimeout, cond)
+}
+
+// waitLong is waitUntil with its own limit, for conditions that take a
+// whole phase of a test.
+func waitLong(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			require.FailNow(t, "timed out waiting until "+what)
@@ -228,6 +235,9 @@ type (
 		Commit  uint64 `json:"commit"`
 		InSync  bool   `json:"in_sync"`
 		Waiting string `json:"waiting"`
+		// DiskFull: the replica's disk is below its reserve (omitted
+		// otherwise).
+		DiskFull string `json:"disk_full"`
 	}
 	errorJSON struct {
 		Error struct {
@@ -379,6 +389,21 @@ type sender struct {
 // body is the text of message i of the sender.
 func (s *sender) body(i int) string { return fmt.Sprintf("%s#%06d", s.name, i) }
 
+// runSenders starts every sender on its own goroutine and returns the
+// function that stops them and waits for them (idempotent; also run at the
+// test's cleanup).
+func runSenders(t *testing.T, senders ...*sender) (stop func()) {
+	t.Helper()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, s := range senders {
+		wg.Go(func() { s.run(t.Context(), done) })
+	}
+	stop = sync.OnceFunc(func() { close(done); wg.Wait() })
+	t.Cleanup(stop)
+	return stop
+}
+
 // run sends until stop is closed, then returns after its current send.
 func (s *sender) run(ctx context.Context, stop <-chan struct{}) {
 	for i := 0; ; i++ {
@@ -493,6 +518,12 @@ type replayEvent struct {
 	To     string `json:"to"`
 	Body   string `json:"body"`
 	Result string `json:"result"`
+	// Resubmitted locates the truncated copy of a re-submitted record
+	// (after a fork); nil for every other record.
+	Resubmitted *struct {
+		Epoch  uint64 `json:"epoch"`
+		Offset uint64 `json:"offset"`
+	} `json:"resubmitted"`
 }
 
 // replay runs chatreplay on a stopped replica's data directory and

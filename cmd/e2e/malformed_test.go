@@ -15,7 +15,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,11 +35,7 @@ func TestMalformed_ServerStaysUp(t *testing.T) {
 	addr := c.Addrs()[0]
 	newClient(t, c, "sink", "pw", true)
 	s := &sender{name: "steady", to: "sink", cl: newClient(t, c, "steady", "pw", true)}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { s.run(t.Context(), stop) })
-	stopSender := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopSender)
+	stopSender := runSenders(t, s)
 	waitAcked(t, []*sender{s}, 5)
 
 	nested := append(bytes.Repeat([]byte{0x91}, 100), 0x00) // 100 nested one-element arrays

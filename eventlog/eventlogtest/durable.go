@@ -11,7 +11,8 @@ import (
 
 // RunDurable checks that a durable implementation keeps everything across
 // Close and reopen: records, epoch history, first offset and last epoch after
-// Compact and Restore, the rollback area and meta values.
+// Compact and Restore, the rollback area and meta values, and what Write
+// wrote for a log that implements eventlog.BatchWriter.
 //
 // open opens (creating if needed) the log stored in dir; each subtest gets its
 // own dir from t.TempDir() and calls open several times on it, closing the
@@ -28,6 +29,9 @@ func RunDurable(t *testing.T, open func(t *testing.T, dir string) eventlog.Log) 
 		{"RollbackAndMeta", durableRollbackAndMeta},
 		{"Empty", durableEmpty},
 		{"Property", durableProperty},
+		// Write (eventlog.BatchWriter), skipped for a log without it.
+		{"WriteEpochChange", durableWriteEpochChange},
+		{"Write", durableWrite},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,9 +41,25 @@ func Run(t *testing.T, open func(t *testing.T) eventlog.Log) {
 		{"Closed", testClosed},
 		{"ConcurrentReaders", testConcurrentReaders},
 		{"Property", testProperty},
+		// Write (eventlog.BatchWriter), skipped for a log without it.
+		{"WriteInvalid", testWriteInvalid},
+		{"WriteClosed", testWriteClosed},
+		{"WriteDoesNotRetain", testWriteDoesNotRetain},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+	// Tests that compare Write with the same steps done one by one on a
+	// second log.
+	pairs := []struct {
+		name string
+		fn   func(t *testing.T, open func(t *testing.T) eventlog.Log)
+	}{
+		{"WriteSubsets", testWriteSubsets},
+		{"WriteProperty", testWriteProperty},
+	}
+	for _, tt := range pairs {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
 	}
 }
 

@@ -51,7 +51,7 @@ func TestCheck_LogMatching(t *testing.T) {
 func TestCheck_CommittedPrefixAndPhantoms(t *testing.T) {
 	c := newTestCluster(t, false)
 	s := c.Nodes[0]
-	c.issued[ClientSeq{"c0", 1}] = "c0-1"
+	c.issued[ClientSeq{"c0", 1}] = true
 	require.NoError(t, c.applyOne(s, eventlog.Record{Offset: 1, Epoch: 1, Type: "test.put", ClientID: "c0", Seq: 1, Data: []byte("c0-1")}))
 	other := c.Nodes[1]
 	err := c.applyOne(other, eventlog.Record{Offset: 1, Epoch: 2, Type: "test.put", ClientID: "c0", Seq: 1, Data: []byte("c0-1")})
@@ -62,9 +62,47 @@ func TestCheck_CommittedPrefixAndPhantoms(t *testing.T) {
 	assert.ErrorContains(t, err, "phantom")
 
 	c = newTestCluster(t, false)
-	c.issued[ClientSeq{"c0", 2}] = "c0-2"
-	err = c.applyOne(c.Nodes[0], eventlog.Record{Offset: 1, Epoch: 1, Type: "test.put", ClientID: "c0", Seq: 2, Data: []byte("c0-2")})
-	assert.ErrorContains(t, err, "out of per-client order")
+	c.issued[ClientSeq{"c0", 1}], c.issued[ClientSeq{"c0", 2}] = true, true
+	require.NoError(t, c.applyOne(c.Nodes[0], eventlog.Record{Offset: 1, Epoch: 1, Type: "test.put", ClientID: "c0", Seq: 2, Data: []byte("c0-2")}))
+	err = c.applyOne(c.Nodes[0], eventlog.Record{Offset: 2, Epoch: 1, Type: "test.put", ClientID: "c0", Seq: 1, Data: []byte("c0-1")})
+	assert.ErrorContains(t, err, "per-client order")
+
+	c = newTestCluster(t, false)
+	c.issued[ClientSeq{"c0", 1}], c.refused[ClientSeq{"c0", 1}] = true, true
+	err = c.applyOne(c.Nodes[0], eventlog.Record{Offset: 1, Epoch: 1, Type: "test.put", ClientID: "c0", Seq: 1, Data: []byte("c0-1")})
+	assert.ErrorContains(t, err, "refused (a definite error)")
+}
+
+// A replaced disk that becomes eligible (or primary) without every
+// committed record breaks invariant 10.
+func TestCheck_WipedNodeMustCatchUpBeforeLeading(t *testing.T) {
+	c := newTestCluster(t, false)
+	c.committed = nil
+	s := c.Nodes[0]
+	c.Wipe(s.ID)
+	require.NoError(t, c.Restart(s.ID))
+	// The operator's override skips the rules; the checker does not.
+	require.NoError(t, c.ForceLead(s.ID))
+	require.False(t, s.wiped, "primary and holding everything committed: a member again")
+	s.wiped = true
+	c.committed = append(c.committed, 99) // committed elsewhere, not here
+	assert.ErrorContains(t, c.check(s), "(disk replaced) is primary")
+}
+
+// A primary whose lease is valid on the cluster clock must hold every
+// committed record.
+func TestCheck_LeaseHolderHoldsCommitted(t *testing.T) {
+	c := newTestCluster(t, false)
+	for range 200 {
+		require.NoError(t, c.Step())
+	}
+	p, ok := c.Primary()
+	require.True(t, ok)
+	require.NotZero(t, c.Status(p).LeaseStamp, "a settled primary holds its lease")
+	require.NoError(t, c.checkLeases())
+	assert.Positive(t, c.Stats.LeaseChecks)
+	c.committed = append(c.committed, 42) // a record committed elsewhere
+	assert.ErrorContains(t, c.checkLeases(), "holds its read lease")
 }
 
 func TestCheck_NewPrimaryHoldsCommitted(t *testing.T) {
@@ -76,8 +114,17 @@ func TestCheck_NewPrimaryHoldsCommitted(t *testing.T) {
 
 func TestCheck_FinalAcked(t *testing.T) {
 	c := newTestCluster(t, false)
-	c.Acked[ClientSeq{"c0", 1}] = true
+	c.Acked[ClientSeq{"c0", 1}] = "c0-1"
 	assert.ErrorContains(t, c.CheckFinal(), "acknowledged {c0 1} missing on n0")
+
+	c = newTestCluster(t, false)
+	c.issued[ClientSeq{"c0", 1}] = true
+	for _, s := range c.Nodes {
+		_, err := s.SM.Apply(eventlog.Record{Offset: s.SM.Applied() + 1, Type: "test.put", ClientID: "c0", Seq: 1, Data: []byte("c0-1")})
+		require.NoError(t, err)
+	}
+	c.Acked[ClientSeq{"c0", 1}] = "another id"
+	assert.ErrorContains(t, c.CheckFinal(), `was answered "another id"`)
 }
 
 func TestNetwork_FIFOAndPartition(t *testing.T) {

@@ -23,12 +23,27 @@ type Options struct {
 	// silences): only invariants 1-3 and 9 are then checked, since all mode
 	// may fork and relies on re-submission.
 	Partitions bool
+	// App is the application the replicas run (default Counter).
+	App App
 
 	CrashProb, RestartProb float64
 	// CrashMidReadyProb crashes a node part way through persisting a Ready.
 	CrashMidReadyProb float64
+	// WipeProb replaces a crashed node's disk with an empty one (a disk
+	// replaced, or a data directory wiped): it restarts with an empty log
+	// and a new identity. Only while another node's disk holds every
+	// committed record, since nothing can survive the loss of every copy.
+	WipeProb float64
 	// PauseProb pauses a live node for a random time (short or long).
 	PauseProb float64
+	// CorruptProb makes a record of a running node's log fail its checksum
+	// from now on (bytes flipped on its disk): the node stops when it reads
+	// it, is never primary again in that life, and is repaired RepairTicks
+	// later as an operator would with --repair (its disk replaced: it
+	// fetches everything as a new member). Only while the other disks hold
+	// every acknowledged write.
+	CorruptProb float64
+	RepairTicks int
 	// MaxDown is the most nodes down (crashed or paused) at once.
 	MaxDown int
 	// ReadyDelayProb defers a node's Ready to the end of the tick.
@@ -38,6 +53,26 @@ type Options struct {
 	ProposeProb float64
 	// RetryTicks is how long a client waits for an ack before retrying.
 	RetryTicks int
+	// QueueProb is the chance that a request sent while a node is paused
+	// waits in its socket for it (a stopped process's queue) instead of
+	// going elsewhere; the node takes it when it resumes, before or after
+	// it notices the pause (the shell's loop may see either first).
+	QueueProb float64
+	// AbandonProb is the chance that a client whose request every running
+	// node refused (a definite "not applied") gives up on it, as a client
+	// that trusts the answer would. Such a request must never be applied.
+	AbandonProb float64
+	// SnapshotEvery makes every node snapshot its state every that many
+	// applied records (0: no snapshots; the App's state must be a
+	// Snapshotter), compacting its log RetainEvents records behind the
+	// latest and no further than ForkRetain allows (as shell.Config). A
+	// snapshot's meta comes up to SnapshotDelayMax steps after its state
+	// was taken; one sent to a backup arrives within InstallTicksMax steps,
+	// damaged with DamageSnapshotProb (the receiver rejects it), and its
+	// install crashes after a random step with InstallCrashProb.
+	SnapshotEvery, RetainEvents, ForkRetain uint64
+	SnapshotDelayMax, InstallTicksMax       int
+	InstallCrashProb, DamageSnapshotProb    float64
 	// TraceLines bounds the trace ring (default 3000).
 	TraceLines int
 }
@@ -47,7 +82,7 @@ type SimNode struct {
 	ID   replica.NodeID
 	Node *replica.Node // nil while crashed
 	Disk *eventlog.MemoryLog
-	SM   *StateMachine
+	SM   AppState
 	// mirror of the disk: epoch and chained hash per offset (index off-1).
 	epochs []eventlog.Epoch
 	hashes []uint64
@@ -55,27 +90,74 @@ type SimNode struct {
 	pausedUntil int64
 	pausedAt    int64
 	readyDue    bool
+	// queued holds requests that arrived while the node was paused.
+	queued []ClientSeq
 	// lastCommit is the commit reported in this life (monotonic check).
 	lastCommit  eventlog.Offset
 	primaryOf   eventlog.Epoch
 	everPrimary bool
+	// now counts the node's ticks in this life as its core does (from 1);
+	// tickAt[k] is the cluster time at which it took its tick k: the wall
+	// clock its lease is measured on, as the shell does.
+	now    int64
+	tickAt map[int64]int64
+	// lastSeq is the highest sequence this node's state applied per
+	// client in this life (per-client order, invariant 8).
+	lastSeq map[string]uint64
+	// wiped is true from a Wipe until the node is back in an ISR.
+	wiped bool
+	// corrupt holds the offsets whose records fail their checksum on this
+	// disk; failedAt is when the node stopped on one (0: it did not).
+	corrupt  map[eventlog.Offset]bool
+	failedAt int64
+
+	// shadow is the disk's whole history, compacted records included (a
+	// truncation replaces it, never shortens it in place: snapshots share
+	// its prefixes).
+	shadow []eventlog.Record
+	// snaps are the durable snapshots (offset order); installing the one
+	// being installed (the durable install marker). pendingSnap, forks,
+	// lastTaken, compacted and stable are the shell's in-memory view.
+	snaps       []*simSnapshot
+	installing  *simSnapshot
+	pendingSnap *pendingSnapshot
+	forks       uint64
+	lastTaken   eventlog.Offset
+	compacted   eventlog.Offset
+	stable      eventlog.Offset
+	// safeDurable is the shell's persisted safe offset (safeKey).
+	safeDurable eventlog.Offset
+	// failNext fails the node once the Ready being processed is advanced.
+	failNext error
+}
+
+// simDisk is a node's disk as its core reads it: its MemoryLog, with the
+// records marked corrupt failing their checksum.
+type simDisk struct {
+	*eventlog.MemoryLog
+	s *SimNode
+}
+
+func (d simDisk) Read(from eventlog.Offset, maxBytes int) ([]eventlog.Record, error) {
+	recs, err := d.MemoryLog.Read(from, maxBytes)
+	for i, r := range recs {
+		if d.s.corrupt[r.Offset] {
+			if i > 0 {
+				return recs[:i], nil // what a reader gets before the bad block
+			}
+			return nil, &eventlog.CorruptError{Offset: r.Offset, Reason: "checksum mismatch (simulated)"}
+		}
+	}
+	return recs, err
 }
 
 // Down reports whether the node is crashed.
 func (s *SimNode) Down() bool { return s.Node == nil }
 
-type client struct {
-	id      string
-	seq     uint64
-	pending bool
-	sentAt  int64
-	// accepted lists the nodes that accepted the pending request.
-	accepted []replica.NodeID
-}
-
 // Cluster is a simulated cluster. Not safe for concurrent use.
 type Cluster struct {
 	opts    Options
+	app     App
 	rng     *rand.Rand
 	Now     int64
 	Nodes   []*SimNode
@@ -89,15 +171,24 @@ type Cluster struct {
 	// Verbose traces every message sent.
 	Verbose bool
 
-	// issued holds every client request ever proposed, with its data.
-	issued map[ClientSeq]string
-	// Acked holds every client request acknowledged.
-	Acked   map[ClientSeq]bool
+	// issued holds every client request ever proposed.
+	issued map[ClientSeq]bool
+	// Acked holds every client request acknowledged, with the result its
+	// client was told.
+	Acked   map[ClientSeq]string
 	ackedBy map[ClientSeq]replica.NodeID
+	// refused holds requests their client gave up on after every node
+	// refused them (definite errors): none may ever be applied.
+	refused map[ClientSeq]bool
 	// committed[i] is the digest of the record at offset i+1 known committed.
 	committed []uint64
+	// committedChain[i] chains committed[:i+1] (holdsCommitted); extended
+	// lazily, as committed only grows.
+	committedChain []uint64
 	// primaries maps an epoch to the node that was primary in it.
 	primaries map[eventlog.Epoch]replica.NodeID
+	// transfers are the snapshots on their way to backups.
+	transfers []transfer
 	trace     []string
 	traceNext int
 	err       error
@@ -111,6 +202,35 @@ type Stats struct {
 	// EarlyCrashes counts crashes while persisting a Ready whose
 	// EarlyMessages had already left: sent, never made durable here.
 	EarlyCrashes int
+	// Wipes counts disks replaced; Queued, requests taken by a node after a
+	// pause; Refused, requests abandoned after definite refusals.
+	Wipes, Queued, Refused int
+	// Rollbacks counts states rolled back by their undo history after a
+	// fork; Rebuilds, states rebuilt from the log instead.
+	Rollbacks, Rebuilds int
+	// Corruptions counts records made to fail their checksum; Failed,
+	// nodes that stopped on one; TornAppends, crashes that left a prefix
+	// of an append on the disk (the unsynced tail lost).
+	Corruptions, Failed, TornAppends int
+	// LeaseChecks counts steps at which a primary held its read lease and
+	// the lease invariant was checked.
+	LeaseChecks int
+	// Reevaluated counts acknowledged requests whose result changed when
+	// a re-submission after a fork was applied again (Reevaluator), found
+	// by CheckFinal.
+	Reevaluated int
+	// Snapshots counts snapshots made durable; SnapshotsRefused, those
+	// refused because the log moved under them; SnapshotsDropped, those a
+	// fork's truncation discarded; SnapshotsRejected, damaged ones a
+	// backup refused; Installs, installs completed (InstallCrashes, crashes
+	// in the middle of one); Compactions, compactions persisted;
+	// SnapshotChecks, restores checked against a replay from zero
+	// (invariant 9); ForkTooDeep, nodes stopped by a fork below their
+	// compacted log; KeptOnInstall, records an install moved to the
+	// rollback area for re-submission.
+	KeptOnInstall                                                      int
+	Snapshots, SnapshotsRefused, SnapshotsDropped, SnapshotsRejected   int
+	Installs, InstallCrashes, Compactions, SnapshotChecks, ForkTooDeep int
 	// LivenessTicksMax is the longest liveness phase (ticks to converge).
 	LivenessTicksMax int
 }
@@ -124,6 +244,26 @@ func (s *Stats) Add(o Stats) {
 	s.Truncations += o.Truncations
 	s.Partitions += o.Partitions
 	s.EarlyCrashes += o.EarlyCrashes
+	s.Wipes += o.Wipes
+	s.Queued += o.Queued
+	s.Refused += o.Refused
+	s.Rollbacks += o.Rollbacks
+	s.Rebuilds += o.Rebuilds
+	s.Corruptions += o.Corruptions
+	s.Failed += o.Failed
+	s.TornAppends += o.TornAppends
+	s.LeaseChecks += o.LeaseChecks
+	s.Snapshots += o.Snapshots
+	s.SnapshotsRefused += o.SnapshotsRefused
+	s.SnapshotsDropped += o.SnapshotsDropped
+	s.SnapshotsRejected += o.SnapshotsRejected
+	s.Installs += o.Installs
+	s.InstallCrashes += o.InstallCrashes
+	s.Compactions += o.Compactions
+	s.SnapshotChecks += o.SnapshotChecks
+	s.ForkTooDeep += o.ForkTooDeep
+	s.KeptOnInstall += o.KeptOnInstall
+	s.Reevaluated += o.Reevaluated
 	s.LivenessTicksMax = max(s.LivenessTicksMax, o.LivenessTicksMax)
 }
 
@@ -135,12 +275,17 @@ func NewCluster(opts Options) (*Cluster, error) {
 	if opts.RetryTicks == 0 {
 		opts.RetryTicks = 60
 	}
+	if opts.App == nil {
+		opts.App = Counter{}
+	}
 	c := &Cluster{
 		opts:      opts,
+		app:       opts.App,
 		rng:       rand.New(rand.NewPCG(opts.Seed, 0x5eed)),
-		issued:    map[ClientSeq]string{},
-		Acked:     map[ClientSeq]bool{},
+		issued:    map[ClientSeq]bool{},
+		Acked:     map[ClientSeq]string{},
 		ackedBy:   map[ClientSeq]replica.NodeID{},
+		refused:   map[ClientSeq]bool{},
 		primaries: map[eventlog.Epoch]replica.NodeID{},
 		trace:     make([]string, 0, opts.TraceLines),
 		Faults:    true,
@@ -148,7 +293,7 @@ func NewCluster(opts Options) (*Cluster, error) {
 	}
 	c.Net = NewNetwork(opts.Net, rand.New(rand.NewPCG(opts.Seed, 0x4e7)))
 	for i := range opts.Nodes {
-		c.Nodes = append(c.Nodes, &SimNode{ID: replica.NodeID(i), Disk: eventlog.NewMemoryLog(), SM: NewStateMachine()})
+		c.Nodes = append(c.Nodes, &SimNode{ID: replica.NodeID(i), Disk: eventlog.NewMemoryLog(), SM: c.app.NewState()})
 	}
 	for i := range opts.Clients {
 		c.clients = append(c.clients, &client{id: fmt.Sprintf("c%d", i)})
@@ -201,96 +346,14 @@ func (c *Cluster) fail(format string, args ...any) error {
 	return c.err
 }
 
+// Reseed replaces the cluster's source of faults and choices (scripted
+// tests run one script under several seeds).
+func (c *Cluster) Reseed(seed uint64) { c.rng = rand.New(rand.NewPCG(seed, 0x5eed)) }
+
 // Err returns the first invariant violation, if any.
 func (c *Cluster) Err() error { return c.err }
 
 func (c *Cluster) node(id replica.NodeID) *SimNode { return c.Nodes[id] }
-
-// Crash drops a node and its un-persisted Ready; its disk keeps what was
-// persisted.
-func (c *Cluster) Crash(id replica.NodeID) {
-	s := c.node(id)
-	if s.Down() {
-		return
-	}
-	c.Tracef("CRASH n%d", id)
-	c.Stats.Crashes++
-	s.Node, s.readyDue, s.pausedUntil = nil, false, 0
-	s.SM = NewStateMachine()
-	c.Net.DropTo(id)
-	for _, cl := range c.clients {
-		cl.accepted = slices.DeleteFunc(cl.accepted, func(n replica.NodeID) bool { return n == id })
-	}
-}
-
-// Restart recreates a crashed node from its disk.
-func (c *Cluster) Restart(id replica.NodeID) error {
-	s := c.node(id)
-	if !s.Down() {
-		return nil
-	}
-	want, err := scanLatestISR(s.Disk)
-	if err != nil {
-		return c.fail("restart n%d: %v", id, err)
-	}
-	n, err := replica.NewNode(c.config(id), s.Disk)
-	if err != nil {
-		return c.fail("restart n%d: %v", id, err)
-	}
-	// The node finds its ISR through the ISR index, not by scanning: it must
-	// be what a scan finds (unless the node led at once, alone in it, and
-	// appended a new ISR record naming itself again).
-	if got := n.Status().ISR; want != nil && !slices.Equal(got, want) {
-		return c.fail("restart n%d: isr %v, but the log's latest isr record names %v", id, got, want)
-	}
-	s.Node, s.lastCommit, s.primaryOf = n, 0, 0
-	c.Tracef("RESTART n%d last=%d", id, s.Disk.Last())
-	c.Stats.Restarts++
-	return c.processReady(s)
-}
-
-// scanLatestISR returns the members named by the disk's latest ISR record,
-// nil if it has none.
-func scanLatestISR(d *eventlog.MemoryLog) ([]replica.NodeID, error) {
-	recs, err := d.Read(d.First(), 1<<62)
-	if err != nil {
-		return nil, err
-	}
-	for i := len(recs) - 1; i >= 0; i-- {
-		if recs[i].Type != replica.TypeISR {
-			continue
-		}
-		ch, err := replica.DecodeISRChange(recs[i].Data)
-		if err != nil {
-			return nil, err
-		}
-		ids := []replica.NodeID{}
-		for _, m := range ch.Members {
-			ids = append(ids, m.ID)
-		}
-		return ids, nil
-	}
-	return nil, nil
-}
-
-// Pause stops a node for ticks ticks (no ticks, no messages, no Ready).
-func (c *Cluster) Pause(id replica.NodeID, ticks int) {
-	s := c.node(id)
-	if s.Down() || s.pausedUntil > c.Now {
-		return
-	}
-	c.Tracef("PAUSE n%d for %d", id, ticks)
-	c.Stats.Pauses++
-	s.pausedAt, s.pausedUntil = c.Now, c.Now+int64(ticks)
-}
-
-func (c *Cluster) resume(s *SimNode) error {
-	gap := int(c.Now - s.pausedAt)
-	s.pausedUntil = 0
-	c.Tracef("RESUME n%d after %d", s.ID, gap)
-	s.Node.Paused(gap)
-	return c.processReady(s)
-}
 
 func (s *SimNode) paused(now int64) bool { return s.pausedUntil > now }
 
@@ -316,6 +379,10 @@ func (c *Cluster) processReady(s *SimNode) error {
 		for _, m := range rd.EarlyMessages {
 			c.Net.Send(c.Now, m)
 		}
+		if rd.Truncate {
+			// Before the log changes, as the shell does.
+			c.dropSnapshotsAbove(s, rd.TruncateAfter)
+		}
 		midCrash := c.Faults && c.rng.Float64() < c.opts.CrashMidReadyProb && c.downCount() < c.opts.MaxDown
 		if err := c.persist(s, rd, midCrash); err != nil {
 			return err
@@ -330,11 +397,21 @@ func (c *Cluster) processReady(s *SimNode) error {
 		}
 		for _, m := range rd.Messages {
 			c.Net.Send(c.Now, m)
+			if m.Type == replica.MsgSnapshot {
+				c.offerSnapshot(s, m.To)
+			}
 		}
 		if err := c.apply(s, rd); err != nil {
 			return err
 		}
+		if s.Down() {
+			return nil // its applier met a corrupt record: the process exited
+		}
 		s.Node.Advance(rd)
+		if err := s.failNext; err != nil {
+			s.failNext = nil
+			s.Node.Fail(err)
+		}
 	}
 	return c.check(s)
 }
@@ -363,7 +440,7 @@ func (c *Cluster) traceReady(s *SimNode, rd replica.Ready) {
 		fmt.Fprintf(&b, " discard=%d", rd.DiscardRolledBack)
 	}
 	st := s.Node.Status()
-	fmt.Fprintf(&b, " commit=%d | %s e%d last=%d isr=%v rec=%v", rd.Commit, st.Role, st.Epoch, st.LogEnd, st.ISR, st.Recovering)
+	fmt.Fprintf(&b, " commit=%d stable=%d | %s e%d last=%d isr=%v rec=%v", rd.Commit, rd.Stable, st.Role, st.Epoch, st.LogEnd, st.ISR, st.Recovering)
 	c.Tracef("%s", b.String())
 	if c.Verbose {
 		for _, m := range rd.EarlyMessages {
@@ -375,98 +452,139 @@ func (c *Cluster) traceReady(s *SimNode, rd replica.Ready) {
 	}
 }
 
-// persist performs a Ready's writes in the documented order. With crash
-// set it stops after a random number of them.
+// persist performs a Ready's writes through replica.PersistSteps, the
+// executor the shell uses, on a disk that also keeps the node's mirror.
+// With crash set it stops after a random number of steps, and may keep only
+// a prefix of the records it was appending (what a crash in the middle of
+// an append leaves: the writes not yet synced are lost).
 func (c *Cluster) persist(s *SimNode, rd replica.Ready, crash bool) error {
-	type op func() error
-	var ops []op
-	if rd.HardState != nil {
-		ops = append(ops, func() error {
-			b, err := replica.EncodeHardState(*rd.HardState)
-			if err != nil {
-				return err
-			}
-			return s.Disk.SetMeta(replica.HardStateKey, b)
-		})
+	b, err := rd.Batch()
+	if err != nil {
+		return c.fail("n%d: %v", s.ID, err)
 	}
-	if rd.Truncate {
-		ops = append(ops, func() error {
-			c.Tracef("n%d truncate after %d (last %d)", s.ID, rd.TruncateAfter, s.Disk.Last())
-			c.Stats.Truncations++
-			if err := s.Disk.Truncate(rd.TruncateAfter); err != nil {
-				return err
-			}
-			s.epochs, s.hashes = s.epochs[:rd.TruncateAfter], s.hashes[:rd.TruncateAfter]
-			return nil
-		})
-	}
-	if rd.ISRIndex != nil {
-		ops = append(ops, func() error {
-			b, err := replica.EncodeISRIndex(*rd.ISRIndex)
-			if err != nil {
-				return err
-			}
-			return s.Disk.SetMeta(replica.ISRIndexKey, b)
-		})
-	}
-	if len(rd.Records) > 0 {
-		ops = append(ops, func() error {
-			if err := s.Disk.Append(rd.Records); err != nil {
-				return err
-			}
-			for _, r := range rd.Records {
-				var prev uint64
-				if k := len(s.hashes); k > 0 {
-					prev = s.hashes[k-1]
-				}
-				s.epochs = append(s.epochs, r.Epoch)
-				s.hashes = append(s.hashes, prev*1099511628211^recordDigest(r))
-			}
-			return nil
-		})
-	}
-	for _, e := range rd.Epochs {
-		ops = append(ops, func() error { return s.Disk.AddEpoch(e) })
-	}
-	if rd.DiscardRolledBack > 0 {
-		ops = append(ops, func() error { return s.Disk.DiscardRolledBack(rd.DiscardRolledBack) })
-	}
-	limit := len(ops)
-	if crash && limit > 0 {
-		limit = c.rng.IntN(limit + 1)
-	}
-	for _, o := range ops[:limit] {
-		if err := o(); err != nil {
-			return c.fail("n%d: persisting its Ready: %v", s.ID, err)
+	disk := mirrorDisk{c: c, s: s}
+	limit := -1
+	all, _ := replica.PersistSteps(countingStorage{}, b, 0)
+	if crash {
+		limit = c.rng.IntN(all + 2) // the compaction is one more step
+		if len(b.Records) > 1 && c.rng.IntN(2) == 0 {
+			keep := 1 + c.rng.IntN(len(b.Records)-1)
+			c.Stats.TornAppends++
+			c.Tracef("n%d keeps %d of %d appended records", s.ID, keep, len(b.Records))
+			b.Records = b.Records[:keep]
+			// The crash came during the records: the steps after them
+			// (epoch entries, the discard, the compaction) never ran.
+			b.Epochs, b.DiscardRolledBack = nil, 0
+			all, _ = replica.PersistSteps(countingStorage{}, b, 0)
+			limit = min(limit, all)
 		}
+	}
+	if _, err := replica.PersistSteps(disk, b, limit); err != nil {
+		return c.fail("n%d: persisting its Ready: %v", s.ID, err)
+	}
+	if rd.CompactTo > 0 && (limit < 0 || limit > all) {
+		if err := s.Disk.Compact(rd.CompactTo); err != nil {
+			return c.fail("n%d: compact to %d: %v", s.ID, rd.CompactTo, err)
+		}
+		c.Stats.Compactions++
+		c.Tracef("n%d compacted its log up to %d", s.ID, rd.CompactTo)
 	}
 	return nil
 }
 
+// mirrorDisk is a node's MemoryLog as replica.PersistSteps writes it, also
+// keeping the mirror (epoch and chained hash per offset) the checkers use.
+type mirrorDisk struct {
+	c *Cluster
+	s *SimNode
+}
+
+func (d mirrorDisk) SetMeta(name string, value []byte) error { return d.s.Disk.SetMeta(name, value) }
+func (d mirrorDisk) AddEpoch(e eventlog.EpochStart) error    { return d.s.Disk.AddEpoch(e) }
+func (d mirrorDisk) DiscardRolledBack(n int) error           { return d.s.Disk.DiscardRolledBack(n) }
+
+func (d mirrorDisk) Truncate(after eventlog.Offset) error {
+	s := d.s
+	d.c.Tracef("n%d truncate after %d (last %d)", s.ID, after, s.Disk.Last())
+	d.c.Stats.Truncations++
+	if err := s.Disk.Truncate(after); err != nil {
+		return err
+	}
+	s.epochs, s.hashes = s.epochs[:after], s.hashes[:after]
+	s.shadow = slices.Clone(s.shadow[:after])
+	return nil
+}
+
+func (d mirrorDisk) Append(recs []eventlog.Record) error {
+	s := d.s
+	if err := s.Disk.Append(recs); err != nil {
+		return err
+	}
+	s.shadow = append(s.shadow, recs...)
+	for _, r := range recs {
+		var prev uint64
+		if k := len(s.hashes); k > 0 {
+			prev = s.hashes[k-1]
+		}
+		s.epochs = append(s.epochs, r.Epoch)
+		s.hashes = append(s.hashes, prev*1099511628211^recordDigest(r))
+	}
+	return nil
+}
+
+// countingStorage writes nothing: PersistSteps on it with n = 0 counts a
+// batch's steps.
+type countingStorage struct{}
+
+func (countingStorage) SetMeta(string, []byte) error       { return nil }
+func (countingStorage) Truncate(eventlog.Offset) error     { return nil }
+func (countingStorage) Append([]eventlog.Record) error     { return nil }
+func (countingStorage) AddEpoch(eventlog.EpochStart) error { return nil }
+func (countingStorage) DiscardRolledBack(int) error        { return nil }
+
 func recordDigest(r eventlog.Record) uint64 {
 	h := uint64(14695981039346656037)
-	for _, b := range fmt.Appendf(nil, "%d|%d|%s|%s|%d|%d|%s", r.Offset, r.Epoch, r.Type, r.ClientID, r.Seq, r.Time, r.Data) {
+	for _, b := range fmt.Appendf(nil, "%d|%d|%s|%s|%d|%d|%s|%d|%d", r.Offset, r.Epoch, r.Type, r.ClientID, r.Seq, r.Time, r.Data,
+		r.OrigEpoch, r.OrigOffset) {
 		h = (h ^ uint64(b)) * 1099511628211
 	}
 	return h
 }
 
-// apply feeds committed records to the node's state machine, checks them
+// apply feeds committed records to the node's state machine, as the shell's
+// applier does (a fork rolls the state back, or rebuilds it), checks them
 // against the global committed prefix, and acknowledges clients.
 func (c *Cluster) apply(s *SimNode, rd replica.Ready) error {
-	if rd.Truncate && s.SM.Applied > rd.TruncateAfter {
+	s.stable = rd.Stable
+	if rb, ok := s.SM.(Rollbacker); ok {
+		rb.SetStable(c.safeFromForks(s))
+	}
+	if rd.Truncate && s.SM.Applied() > rd.TruncateAfter {
 		if !c.opts.Partitions {
-			return c.fail("n%d truncated after %d below its applied offset %d", s.ID, rd.TruncateAfter, s.SM.Applied)
+			return c.fail("n%d truncated after %d below its applied offset %d", s.ID, rd.TruncateAfter, s.SM.Applied())
 		}
-		c.Tracef("n%d rebuilds its state (fork)", s.ID)
-		s.SM = NewStateMachine()
+		if err := c.rollback(s, rd.TruncateAfter); err != nil {
+			return err
+		}
+		if s.failNext != nil {
+			return nil
+		}
 	}
 	if !c.opts.Partitions && rd.Commit < s.lastCommit {
 		return c.fail("n%d commit went back from %d to %d", s.ID, s.lastCommit, rd.Commit)
 	}
 	s.lastCommit = rd.Commit
-	for s.SM.Applied < rd.Commit {
-		recs, err := s.Disk.Read(s.SM.Applied+1, 64<<10)
+	for s.SM.Applied() < rd.Commit {
+		recs, err := (simDisk{s.Disk, s}).Read(s.SM.Applied()+1, 64<<10)
+		if errors.Is(err, eventlog.ErrCorrupt) {
+			// The shell's applier stops the replica on a corrupt record:
+			// the process exits, and the operator repairs it.
+			c.Tracef("n%d cannot apply: %v", s.ID, err)
+			c.Crash(s.ID)
+			s.failedAt = c.Now
+			c.Stats.Failed++
+			return nil
+		}
 		if err != nil {
 			return c.fail("n%d read to apply: %v", s.ID, err)
 		}
@@ -479,6 +597,43 @@ func (c *Cluster) apply(s *SimNode, rd replica.Ready) error {
 			}
 		}
 	}
+	return nil
+}
+
+// rollback brings a node's state back to at most offset after (a fork):
+// by its undo history if it has one, else by starting over.
+func (c *Cluster) rollback(s *SimNode, after eventlog.Offset) error {
+	if rb, ok := s.SM.(Rollbacker); ok {
+		off, err := rb.RollbackTo(after)
+		if err == nil {
+			if off > after {
+				return c.fail("n%d rolled back to %d, asked for at most %d", s.ID, off, after)
+			}
+			c.Tracef("n%d rolls its state back to %d (fork)", s.ID, off)
+			c.Stats.Rollbacks++
+			s.lastSeq = nil
+			return nil
+		}
+		c.Tracef("n%d cannot roll back to %d (%v): rebuilds", s.ID, after, err)
+	}
+	c.Tracef("n%d rebuilds its state (fork)", s.ID)
+	c.Stats.Rebuilds++
+	sm, ok, err := c.rebuildState(s, after, "fork")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// The shell's applier fails with replica.ErrForkTooDeep: the node
+		// stops serving and leading until it is repaired.
+		c.Stats.ForkTooDeep++
+		c.Tracef("n%d cannot rebuild its state back to %d: its log starts at %d", s.ID, after, s.Disk.First())
+		// (After this Ready's Advance: the applier fails asynchronously.)
+		s.failNext = fmt.Errorf("%w: the state must go back to %d, the log starts at %d", replica.ErrForkTooDeep, after, s.Disk.First())
+		s.failedAt = c.Now
+		return nil
+	}
+	s.SM = sm
+	s.lastSeq = nil
 	return nil
 }
 
@@ -498,16 +653,29 @@ func (c *Cluster) applyOne(s *SimNode, r eventlog.Record) error {
 		return nil
 	}
 	k := ClientSeq{r.ClientID, r.Seq}
-	if data, ok := c.issued[k]; !ok || data != string(r.Data) {
+	if !c.issued[k] {
 		return c.fail("n%d applied a phantom %v %q", s.ID, k, r.Data)
 	}
-	if fresh && s.SM.Gaps > 0 && !c.opts.Partitions {
-		return c.fail("n%d applied %v out of per-client order", s.ID, k)
+	if fresh && c.refused[k] {
+		return c.fail("n%d applied %v, which every replica had refused (a definite error) and its client gave up", s.ID, k)
+	}
+	if fresh {
+		if s.lastSeq == nil {
+			s.lastSeq = map[string]uint64{}
+		}
+		if r.Seq < s.lastSeq[r.ClientID] && !c.opts.Partitions {
+			return c.fail("n%d applied %v after seq %d of the same client (per-client order)", s.ID, k, s.lastSeq[r.ClientID])
+		}
+		s.lastSeq[r.ClientID] = max(s.lastSeq[r.ClientID], r.Seq)
 	}
 	for _, cl := range c.clients {
-		if cl.id == r.ClientID && cl.pending && cl.seq == r.Seq && slices.Contains(cl.accepted, s.ID) {
-			c.Tracef("ACK %v by n%d at %d", k, s.ID, r.Offset)
-			c.Acked[k] = true
+		if cl.id == r.ClientID && cl.pending && cl.seq == r.Seq && containsNode(cl.accepted, s.ID) {
+			res, ok := s.SM.Result(r.ClientID, r.Seq)
+			if !ok {
+				return c.fail("n%d applied %v (fresh=%v) but its state has no result for it", s.ID, k, fresh)
+			}
+			c.Tracef("ACK %v by n%d at %d: %s", k, s.ID, r.Offset, res)
+			c.Acked[k] = res
 			c.ackedBy[k] = s.ID
 			cl.pending, cl.accepted = false, nil
 		}
@@ -515,94 +683,13 @@ func (c *Cluster) applyOne(s *SimNode, r eventlog.Record) error {
 	return nil
 }
 
-// check runs the invariants that can be checked after every step.
-func (c *Cluster) check(s *SimNode) error {
-	if c.err != nil {
-		return c.err
-	}
-	if s.Node == nil {
-		return nil
-	}
-	st := s.Node.Status()
-	if st.Err != nil {
-		return c.fail("n%d stopped: %v", s.ID, st.Err)
-	}
-	if st.Role == replica.RolePrimary {
-		// Invariant 6: at most one primary per epoch.
-		if p, ok := c.primaries[st.Epoch]; ok && p != s.ID {
-			return c.fail("two primaries in epoch %d: n%d and n%d", st.Epoch, p, s.ID)
-		} else if !ok {
-			c.Stats.Primaries++
-		}
-		c.primaries[st.Epoch] = s.ID
-		if s.primaryOf != st.Epoch && !c.opts.Partitions {
-			// Invariant 7: a new primary holds every committed record.
-			s.primaryOf = st.Epoch
-			if err := c.checkHolds(s); err != nil {
-				return err
-			}
+func containsNode(ids []replica.NodeID, id replica.NodeID) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
 		}
 	}
-	// Invariant 4: log matching, against every other disk.
-	for _, o := range c.Nodes {
-		if o != s {
-			if err := c.checkMatching(s, o); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func (c *Cluster) checkHolds(s *SimNode) error {
-	n := len(c.committed)
-	if len(s.hashes) < n {
-		return c.fail("new primary n%d (epoch %d) holds %d records, %d are committed", s.ID, s.primaryOf, len(s.hashes), n)
-	}
-	recs, err := readAll(s.Disk, eventlog.Offset(n))
-	if err != nil {
-		return c.fail("n%d: %v", s.ID, err)
-	}
-	for i, r := range recs {
-		if recordDigest(r) != c.committed[i] {
-			return c.fail("new primary n%d lacks committed record %d", s.ID, i+1)
-		}
-	}
-	return nil
-}
-
-func (c *Cluster) checkMatching(a, b *SimNode) error {
-	top := min(len(a.epochs), len(b.epochs))
-	for i := top - 1; i >= 0; i-- {
-		if a.epochs[i] == b.epochs[i] {
-			if a.hashes[i] != b.hashes[i] {
-				return c.fail("log matching: n%d and n%d agree on (epoch %d, offset %d) but not on the records up to it",
-					a.ID, b.ID, a.epochs[i], i+1)
-			}
-			return nil
-		}
-	}
-	return nil
-}
-
-func readAll(l *eventlog.MemoryLog, upto eventlog.Offset) ([]eventlog.Record, error) {
-	var out []eventlog.Record
-	for from := eventlog.Offset(1); from <= upto; {
-		recs, err := l.Read(from, 1<<20)
-		if err != nil {
-			return nil, err
-		}
-		if len(recs) == 0 {
-			break
-		}
-		for _, r := range recs {
-			if r.Offset <= upto {
-				out = append(out, r)
-			}
-		}
-		from = recs[len(recs)-1].Offset + 1
-	}
-	return out, nil
+	return false
 }
 
 func (c *Cluster) downCount() int {
@@ -651,7 +738,7 @@ func (c *Cluster) Step() error {
 			c.Net.Defer(s.pausedUntil, m)
 			continue
 		}
-		if err := s.Node.Step(m); err != nil {
+		if err := s.Node.Step(m); err != nil && !(errors.Is(err, replica.ErrStopped) && len(s.corrupt) > 0) {
 			return c.fail("n%d step %v: %v", s.ID, m, err)
 		}
 		if err := c.readyOrDefer(s); err != nil {
@@ -670,7 +757,7 @@ func (c *Cluster) Step() error {
 		if s.Node == nil {
 			continue
 		}
-		s.Node.Tick()
+		c.tick(s)
 		if err := c.readyOrDefer(s); err != nil {
 			return err
 		}
@@ -682,7 +769,28 @@ func (c *Cluster) Step() error {
 			}
 		}
 	}
+	if c.snapshotsOn() {
+		if err := c.deliverSnapshots(); err != nil {
+			return err
+		}
+		for _, s := range c.Nodes {
+			if err := c.snapshotStep(s); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.checkLeases(); err != nil {
+		return err
+	}
 	return c.err
+}
+
+// tick gives node s one tick, noting when (its lease's wall clock).
+func (c *Cluster) tick(s *SimNode) {
+	s.Node.Tick()
+	s.now++
+	s.tickAt[s.now] = c.Now
+	delete(s.tickAt, s.now-4096)
 }
 
 func (c *Cluster) readyOrDefer(s *SimNode) error {
@@ -691,108 +799,6 @@ func (c *Cluster) readyOrDefer(s *SimNode) error {
 		return nil
 	}
 	return c.processReady(s)
-}
-
-func (c *Cluster) injectFaults() error {
-	o := c.opts
-	for _, s := range c.Nodes {
-		switch {
-		case s.Down():
-			if c.rng.Float64() < o.RestartProb {
-				if err := c.Restart(s.ID); err != nil {
-					return err
-				}
-			}
-		case s.paused(c.Now):
-		case c.downCount() >= o.MaxDown:
-		case c.rng.Float64() < o.CrashProb:
-			c.Crash(s.ID)
-		case c.rng.Float64() < o.PauseProb:
-			f := c.opts.Config.FailoverTicks
-			ticks := 1 + c.rng.IntN(max(1, f/2-1)) // short: below PauseTicks
-			if c.rng.IntN(2) == 0 {
-				ticks = f/2 + c.rng.IntN(3*f) // long: peers may fail it over
-			}
-			c.Pause(s.ID, ticks)
-		}
-	}
-	if c.rng.Float64() < o.Net.BreakProb && len(c.Nodes) > 1 {
-		a := c.rng.IntN(len(c.Nodes))
-		b := (a + 1 + c.rng.IntN(len(c.Nodes)-1)) % len(c.Nodes)
-		c.Tracef("BREAK n%d-n%d", a, b)
-		c.Net.Break(replica.NodeID(a), replica.NodeID(b))
-	}
-	if c.Net.Partitioned() {
-		if c.rng.Float64() < o.Net.HealProb {
-			c.Tracef("HEAL")
-			c.Net.Heal()
-		}
-	} else if c.rng.Float64() < o.Net.PartitionProb {
-		side := map[replica.NodeID]int{}
-		for _, s := range c.Nodes {
-			side[s.ID] = c.rng.IntN(2)
-		}
-		c.Tracef("PARTITION %v", side)
-		c.Stats.Partitions++
-		c.Net.Partition(side)
-	}
-	return nil
-}
-
-// clientStep lets each client send a new request or retry its pending one.
-func (c *Cluster) clientStep() error {
-	for _, cl := range c.clients {
-		switch {
-		case !cl.pending && c.Traffic && c.rng.Float64() < c.opts.ProposeProb:
-			cl.seq++
-			cl.pending, cl.accepted = true, nil
-			c.issued[ClientSeq{cl.id, cl.seq}] = fmt.Sprintf("%s-%d", cl.id, cl.seq)
-			c.send(cl)
-		case cl.pending && c.Now-cl.sentAt >= int64(c.opts.RetryTicks):
-			c.send(cl)
-		}
-	}
-	return nil
-}
-
-// send proposes a client's pending request to a random running node; a
-// refusal is retried later (the client library follows hints the same way).
-func (c *Cluster) send(cl *client) {
-	cl.sentAt = c.Now
-	ids := c.rng.Perm(len(c.Nodes))
-	for _, i := range ids {
-		s := c.Nodes[i]
-		if s.Down() || s.paused(c.Now) {
-			continue
-		}
-		_, err := c.Propose(s.ID, cl.id, cl.seq)
-		if err == nil {
-			cl.accepted = append(cl.accepted, s.ID)
-			return
-		}
-	}
-	// Nobody accepted: retry soon.
-	cl.sentAt = c.Now - int64(c.opts.RetryTicks) + 5
-}
-
-// Propose proposes client request (clientID, seq) on node id.
-func (c *Cluster) Propose(id replica.NodeID, clientID string, seq uint64) (eventlog.Offset, error) {
-	s := c.node(id)
-	if s.Down() {
-		return 0, errors.New("node down")
-	}
-	k := ClientSeq{clientID, seq}
-	data, ok := c.issued[k]
-	if !ok {
-		data = fmt.Sprintf("%s-%d", clientID, seq)
-		c.issued[k] = data
-	}
-	off, err := s.Node.Propose([]eventlog.Record{{Type: "test.put", ClientID: clientID, Seq: seq, Time: c.Now, Data: []byte(data)}})
-	if err != nil {
-		return 0, err
-	}
-	c.Tracef("PROPOSE %v on n%d at %d", k, id, off)
-	return off, c.readyOrDefer(s)
 }
 
 // Status returns node id's status (zero Status if it is down).
@@ -819,144 +825,6 @@ func (c *Cluster) Primary() (replica.NodeID, bool) {
 	return best, found
 }
 
-// HealAll turns faults off and brings every node back: the start of the
-// liveness phase.
-func (c *Cluster) HealAll() error {
-	c.Faults = false
-	c.Traffic = false
-	c.Net.Heal()
-	c.Net.Unblock()
-	for _, s := range c.Nodes {
-		if s.Down() {
-			if err := c.Restart(s.ID); err != nil {
-				return err
-			}
-		} else if s.paused(c.Now) {
-			s.pausedUntil = c.Now
-		}
-	}
-	c.Tracef("LIVENESS: faults off")
-	return nil
-}
-
-// Converged reports whether every node runs, holds the same log, has
-// applied all of it to the same state, every node is in the primary's ISR,
-// rollback areas are empty and no client request is pending.
-func (c *Cluster) Converged() (bool, string) {
-	p, ok := c.Primary()
-	if !ok {
-		return false, "no primary"
-	}
-	pst := c.Status(p)
-	ref := c.Nodes[p]
-	for _, s := range c.Nodes {
-		if !c.Up(s.ID) {
-			return false, fmt.Sprintf("n%d not running", s.ID)
-		}
-		if len(s.hashes) != len(ref.hashes) || (len(s.hashes) > 0 && s.hashes[len(s.hashes)-1] != ref.hashes[len(ref.hashes)-1]) {
-			return false, fmt.Sprintf("n%d log end %d differs from primary's %d", s.ID, len(s.hashes), len(ref.hashes))
-		}
-		if int(s.SM.Applied) != len(s.hashes) || s.SM.Digest != ref.SM.Digest {
-			return false, fmt.Sprintf("n%d applied %d of %d", s.ID, s.SM.Applied, len(s.hashes))
-		}
-		if !slices.Contains(pst.ISR, s.ID) {
-			return false, fmt.Sprintf("n%d not in the ISR %v", s.ID, pst.ISR)
-		}
-		if rb, _ := s.Disk.RolledBack(1); len(rb) > 0 {
-			return false, fmt.Sprintf("n%d rollback area not empty", s.ID)
-		}
-	}
-	for _, cl := range c.clients {
-		if cl.pending {
-			return false, fmt.Sprintf("client %s request %d pending", cl.id, cl.seq)
-		}
-	}
-	return true, ""
-}
-
-// CheckFinal checks, after convergence, that every acknowledged request is
-// applied exactly once on every replica (invariants 1 and 2).
-func (c *Cluster) CheckFinal() error {
-	for k := range c.Acked {
-		for _, s := range c.Nodes {
-			if !s.SM.Seen[k] {
-				return c.fail("acknowledged %v missing on n%d", k, s.ID)
-			}
-		}
-	}
-	for _, s := range c.Nodes {
-		recs, err := readAll(s.Disk, s.Disk.Last())
-		if err != nil {
-			return c.fail("n%d: %v", s.ID, err)
-		}
-		for _, r := range recs {
-			if r.ClientID == "" {
-				continue
-			}
-			if _, ok := c.issued[ClientSeq{r.ClientID, r.Seq}]; !ok {
-				return c.fail("n%d holds a phantom record %d", s.ID, r.Offset)
-			}
-		}
-	}
-	return nil
-}
-
-// Liveness heals everything and runs until the cluster converges, for at
-// most maxTicks; then it checks the final invariants.
-func (c *Cluster) Liveness(maxTicks int) error {
-	if err := c.HealAll(); err != nil {
-		return err
-	}
-	var why string
-	fresh := true
-	for i := range maxTicks {
-		c.Stats.LivenessTicksMax = i + 1
-		if err := c.Step(); err != nil {
-			return err
-		}
-		var ok bool
-		if ok, why = c.Converged(); ok {
-			if !fresh {
-				c.Tracef("converged")
-				return c.CheckFinal()
-			}
-			// Invariant 11: writes resume. Every client sends one more
-			// request; they must be acknowledged and replicated.
-			c.Tracef("converged; new requests")
-			fresh = false
-			for _, cl := range c.clients {
-				cl.seq++
-				cl.pending, cl.accepted = true, nil
-				c.issued[ClientSeq{cl.id, cl.seq}] = fmt.Sprintf("%s-%d", cl.id, cl.seq)
-				c.send(cl)
-			}
-		}
-	}
-	return c.fail("no convergence within %d ticks: %s", maxTicks, why)
-}
-
-// AckedCount is the number of acknowledged client requests.
-func (c *Cluster) AckedCount() int { return len(c.Acked) }
-
-// Submit makes client i send a new request (its next sequence) to whichever
-// node accepts it; it retries like the random clients do.
-func (c *Cluster) Submit(i int) ClientSeq {
-	cl := c.clients[i]
-	cl.seq++
-	cl.pending, cl.accepted = true, nil
-	k := ClientSeq{cl.id, cl.seq}
-	c.issued[k] = fmt.Sprintf("%s-%d", cl.id, cl.seq)
-	c.send(cl)
-	return k
-}
-
-// Pending reports whether client i's last request awaits its ack.
-func (c *Cluster) Pending(i int) bool { return c.clients[i].pending }
-
-// Abandon makes client i give up its pending request (it stays issued, so
-// if it lands later it is no phantom, but it is not acknowledged).
-func (c *Cluster) Abandon(i int) { c.clients[i].pending, c.clients[i].accepted = false, nil }
-
 // ForceLead calls ForceLead on node id and processes its Ready.
 func (c *Cluster) ForceLead(id replica.NodeID) error {
 	s := c.node(id)
@@ -968,27 +836,4 @@ func (c *Cluster) ForceLead(id replica.NodeID) error {
 	}
 	c.Tracef("FORCE n%d", id)
 	return c.processReady(s)
-}
-
-// SubmitTo makes client i send a new request to node id only; it reports
-// whether the node accepted it. The client keeps retrying on any node.
-func (c *Cluster) SubmitTo(i int, id replica.NodeID) (ClientSeq, error) {
-	cl := c.clients[i]
-	cl.seq++
-	cl.pending, cl.accepted = true, nil
-	k := ClientSeq{cl.id, cl.seq}
-	c.issued[k] = fmt.Sprintf("%s-%d", cl.id, cl.seq)
-	cl.sentAt = c.Now
-	if _, err := c.Propose(id, cl.id, cl.seq); err != nil {
-		return k, err
-	}
-	cl.accepted = append(cl.accepted, id)
-	return k, nil
-}
-
-// AckedBy reports whether client i's last request was acknowledged by node id.
-func (c *Cluster) AckedBy(i int, id replica.NodeID) bool {
-	cl := c.clients[i]
-	by, ok := c.ackedBy[ClientSeq{cl.id, cl.seq}]
-	return ok && by == id
 }

@@ -156,6 +156,9 @@ func (n *Network) Partition(side map[replica.NodeID]int) { n.side = side }
 // Heal removes the partition.
 func (n *Network) Heal() { n.side = nil }
 
+// cut reports whether a partition separates a and b.
+func (n *Network) cut(a, b replica.NodeID) bool { return n.side != nil && n.side[a] != n.side[b] }
+
 // Partitioned reports whether a partition is in effect.
 func (n *Network) Partitioned() bool { return n.side != nil }
 

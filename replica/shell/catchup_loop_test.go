@@ -2,6 +2,7 @@ package shell
 
 import (
 	"context"
+	crand "crypto/rand"
 	"testing"
 	"testing/synctest"
 
@@ -45,6 +46,14 @@ type sizedLog struct {
 func (l sizedLog) Append(recs []eventlog.Record) error {
 	*l.appends = append(*l.appends, len(recs))
 	return l.MemoryLog.Append(recs)
+}
+
+// Write counts the records of a Ready written as one batch.
+func (l sizedLog) Write(b eventlog.Batch) error {
+	if len(b.Records) > 0 {
+		*l.appends = append(*l.appends, len(b.Records))
+	}
+	return l.MemoryLog.Write(b)
 }
 
 type inboxTransport struct{ in chan transport.Inbound }
@@ -101,15 +110,17 @@ func TestShell_RecoveringBackupAppliesOnceInSync(t *testing.T) {
 	s, err := New(Config{Node: replica.Config{ID: 1, Peers: []replica.NodeID{0, 1}, HeartbeatTicks: 2, FailoverTicks: 20},
 		Log: mem, StateMachine: &listSM{}, Transport: journalTransport{&journal{}}})
 	require.NoError(t, err)
-	s.ap = newApplier(mem, s.sm, 0) // not running: only its target is checked
+	s.ap = newApplier(mem, s.sm, 0, nil) // not running: only its target is checked
+	_, _, err = replica.EnsureIdentity(mem, 1, crand.Reader)
+	require.NoError(t, err)
 	s.node, err = replica.NewNode(s.cfg.Node, mem)
 	require.NoError(t, err)
 	s.applyHeld = holdApply(s.node.Status())
 	iterate := func(msg []byte) {
 		t.Helper()
-		s.step(transport.Inbound{From: 0, Msg: msg})
+		s.step(t.Context(), transport.Inbound{From: 0, Msg: msg})
 		for s.node.HasReady() {
-			require.NoError(t, s.handleReady())
+			require.NoError(t, s.handleReady(t.Context()))
 		}
 		s.afterIteration()
 	}
@@ -126,7 +137,7 @@ func TestShell_RecoveringBackupAppliesOnceInSync(t *testing.T) {
 	assert.Equal(t, eventlog.Offset(0), target(), "held while recovering")
 
 	isr := eventlog.Record{Type: replica.TypeISR, Data: mustISR(t, replica.ISRChange{Members: []replica.ISRMember{
-		{ID: 0, Incarnation: 1}, {ID: 1, Incarnation: 1}}})}
+		{ID: 0, Incarnation: 1}, {ID: 1, Incarnation: 1, Disk: s.node.Status().Identity.Disk}}})}
 	iterate(appendFrom(t, 10, 5, 8, 15, isr))
 	require.False(t, s.Status().Recovering, "the ISR record naming its incarnation ends recovery")
 	assert.Equal(t, eventlog.Offset(15), target(), "released once in sync")

@@ -47,6 +47,12 @@ func (a *appendTimes) get(off eventlog.Offset) (int64, bool) {
 // lagRing is a bounded buffer of lag samples that readers page through by
 // sequence number. The loop adds; the metrics op reads.
 type lagRing struct {
+	// observe is Config.ObserveLag (nil: none). It sees every sample, as
+	// it is taken, so a consumer that must not miss any (a metrics
+	// histogram) need not page through the ring faster than it wraps.
+	// Called on the loop, outside mu: it must be cheap and must not block.
+	observe func(LagSample)
+
 	mu      sync.Mutex
 	buf     []LagSample
 	next    uint64 // sequence number of the next sample; samples are 1..next-1
@@ -54,17 +60,25 @@ type lagRing struct {
 	read    uint64 // highest sequence number handed to a reader
 }
 
-func (r *lagRing) init(n int) { r.buf = make([]LagSample, n); r.next = 1 }
+func (r *lagRing) init(n int, observe func(LagSample)) {
+	r.buf = make([]LagSample, n)
+	r.next = 1
+	r.observe = observe
+}
 
 func (r *lagRing) add(replica uint32, off uint64, appendedAt, durableAt int64) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	i := r.next % uint64(len(r.buf))
 	if old := r.buf[i]; old.Seq != 0 && old.Seq > r.read {
 		r.dropped++
 	}
-	r.buf[i] = LagSample{Seq: r.next, Offset: off, Replica: replica, AppendedAt: appendedAt, DurableAt: durableAt}
+	s := LagSample{Seq: r.next, Offset: off, Replica: replica, AppendedAt: appendedAt, DurableAt: durableAt}
+	r.buf[i] = s
 	r.next++
+	r.mu.Unlock()
+	if r.observe != nil {
+		r.observe(s)
+	}
 }
 
 // LagSamples returns up to limit samples with Seq > after, the Seq of the

@@ -1,6 +1,7 @@
 package shell
 
 import (
+	crand "crypto/rand"
 	"fmt"
 	"testing"
 
@@ -23,6 +24,14 @@ type journalLog struct {
 func (l journalLog) Append(recs []eventlog.Record) error {
 	l.j.events = append(l.j.events, fmt.Sprintf("append %d-%d", recs[0].Offset, recs[len(recs)-1].Offset))
 	return l.MemoryLog.Append(recs)
+}
+
+// Write journals a Ready written as one batch by its records.
+func (l journalLog) Write(b eventlog.Batch) error {
+	if recs := b.Records; len(recs) > 0 {
+		l.j.events = append(l.j.events, fmt.Sprintf("append %d-%d", recs[0].Offset, recs[len(recs)-1].Offset))
+	}
+	return l.MemoryLog.Write(b)
 }
 
 type journalTransport struct{ j *journal }
@@ -53,13 +62,15 @@ func TestShell_SendsAppendsBeforeItsOwnWrite(t *testing.T) {
 	s, err := New(Config{Node: replica.Config{ID: 0, Peers: []replica.NodeID{0, 1}, HeartbeatTicks: 2, FailoverTicks: 20},
 		Log: log, StateMachine: &listSM{}, Transport: journalTransport{j}})
 	require.NoError(t, err)
-	s.ap = newApplier(log, s.sm, 0) // not running: nothing here waits for it
+	s.ap = newApplier(log, s.sm, 0, nil) // not running: nothing here waits for it
+	_, _, err = replica.EnsureIdentity(log, 0, crand.Reader)
+	require.NoError(t, err)
 	s.node, err = replica.NewNode(s.cfg.Node, log)
 	require.NoError(t, err)
 	ready := func() {
 		t.Helper()
 		for s.node.HasReady() {
-			require.NoError(t, s.handleReady())
+			require.NoError(t, s.handleReady(t.Context()))
 		}
 		s.afterIteration()
 	}
@@ -73,7 +84,7 @@ func TestShell_SendsAppendsBeforeItsOwnWrite(t *testing.T) {
 		t.Helper()
 		b, err := replica.EncodeMessage(replica.Message{Type: replica.MsgAppendResp, From: 1, To: 0, Epoch: epoch, LastOffset: last})
 		require.NoError(t, err)
-		s.step(transport.Inbound{From: 1, Msg: b})
+		s.step(t.Context(), transport.Inbound{From: 1, Msg: b})
 	}
 	ack(mem.Last())
 	ready()

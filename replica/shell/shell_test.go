@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -121,9 +122,24 @@ func (m *listSM) clientRecords() []string {
 type testNode struct {
 	shell  *Shell
 	log    *eventlog.MemoryLog
-	sm     *listSM
+	sm     StateMachine
 	cancel context.CancelFunc
 	done   chan error
+	// free is the free disk space the node's guard sees (disk_test.go).
+	free atomic.Uint64
+}
+
+// applied returns the client records node i's state machine applied.
+func (nd *testNode) applied() []string {
+	switch sm := nd.sm.(type) {
+	case *listSM:
+		return sm.clientRecords()
+	case *failingSM:
+		return sm.clientRecords()
+	case *snapSM:
+		return sm.clientRecords()
+	}
+	return nil
 }
 
 type testCluster struct {
@@ -131,10 +147,23 @@ type testCluster struct {
 	net   *memNet
 	nodes []*testNode
 	ids   []replica.NodeID
+	// snapshots, if set, configures snapshots on every node started
+	// (snapshot_test.go).
+	snapshots *snapshotConfig
+}
+
+type snapshotConfig struct {
+	dirs                      []string
+	every, retain, forkRetain uint64
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
-	c := &testCluster{t: t}
+	return (&testCluster{t: t}).startAll(n, func() StateMachine { return &listSM{} })
+}
+
+// startAll starts n nodes on empty logs with state machines from newSM.
+func (c *testCluster) startAll(n int, newSM func() StateMachine) *testCluster {
+	t := c.t
 	var tids []transport.NodeID
 	for i := range n {
 		c.ids = append(c.ids, replica.NodeID(i))
@@ -142,7 +171,9 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	}
 	c.net = newMemNet(tids...)
 	for i := range n {
-		c.nodes = append(c.nodes, &testNode{log: eventlog.NewMemoryLog(), sm: &listSM{}})
+		nd := &testNode{log: eventlog.NewMemoryLog(), sm: newSM()}
+		nd.free.Store(1 << 40)
+		c.nodes = append(c.nodes, nd)
 		c.start(i)
 	}
 	t.Cleanup(func() {
@@ -153,25 +184,62 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	return c
 }
 
-func (c *testCluster) start(i int) {
+func (c *testCluster) start(i int) { c.startOn(i, c.nodes[i].log) }
+
+// startOn starts node i on log (its MemoryLog, or a wrapper of it).
+func (c *testCluster) startOn(i int, log Log) {
 	nd := c.nodes[i]
 	addrs := map[replica.NodeID]string{}
 	for _, id := range c.ids {
 		addrs[id] = fmt.Sprintf("127.0.0.1:%d", 7100+int(id))
 	}
 	sh, err := New(Config{
-		Node:         replica.Config{ID: replica.NodeID(i), Peers: c.ids, HeartbeatTicks: 2, FailoverTicks: 20, Seed: 1},
-		Log:          nd.log,
-		StateMachine: nd.sm,
-		Transport:    memEnd{net: c.net, id: transport.NodeID(i)},
-		Addrs:        addrs,
-		TickInterval: 10 * time.Millisecond,
+		Node:          replica.Config{ID: replica.NodeID(i), Peers: c.ids, HeartbeatTicks: 2, FailoverTicks: 20, Seed: 1},
+		Log:           log,
+		StateMachine:  nd.sm,
+		Transport:     memEnd{net: c.net, id: transport.NodeID(i)},
+		Addrs:         addrs,
+		TickInterval:  10 * time.Millisecond,
+		DiskFree:      func() (uint64, error) { return nd.free.Load(), nil },
+		DiskReserve:   testReserve,
+		SnapshotDir:   c.snapshotDir(i),
+		SnapshotEvery: c.snapshotEvery(),
+		RetainEvents:  c.snapshotRetain(),
+		ForkRetain:    c.snapshotForkRetain(),
 	})
 	require.NoError(c.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	nd.shell, nd.cancel, nd.done = sh, cancel, make(chan error, 1)
 	c.net.setDown(transport.NodeID(i), false)
 	go func() { nd.done <- sh.Run(ctx) }()
+}
+
+func (c *testCluster) snapshotDir(i int) string {
+	if c.snapshots == nil {
+		return ""
+	}
+	return c.snapshots.dirs[i]
+}
+
+func (c *testCluster) snapshotEvery() uint64 {
+	if c.snapshots == nil {
+		return 0
+	}
+	return c.snapshots.every
+}
+
+func (c *testCluster) snapshotForkRetain() uint64 {
+	if c.snapshots == nil {
+		return 0
+	}
+	return c.snapshots.forkRetain
+}
+
+func (c *testCluster) snapshotRetain() uint64 {
+	if c.snapshots == nil {
+		return 0
+	}
+	return c.snapshots.retain
 }
 
 // stop crashes node i: its loop ends, its messages in flight are lost, and
@@ -183,7 +251,7 @@ func (c *testCluster) stop(i int) {
 	}
 	c.net.setDown(transport.NodeID(i), true)
 	nd.cancel()
-	require.NoError(c.t, <-nd.done)
+	require.NoError(c.t, <-nd.done, "node %d's Run", i)
 	nd.cancel = nil
 }
 
@@ -234,13 +302,13 @@ func (c *testCluster) propose(i int, client string, seq uint64) error {
 func (c *testCluster) waitApplied(i int, want []string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if got := c.nodes[i].sm.clientRecords(); len(got) >= len(want) {
+		if got := c.nodes[i].applied(); len(got) >= len(want) {
 			assert.Equal(c.t, want, got, "node %d applied", i)
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	c.t.Fatalf("node %d applied %v, want %v; %v", i, c.nodes[i].sm.clientRecords(), want, c.statuses())
+	c.t.Fatalf("node %d applied %v, want %v; %v", i, c.nodes[i].applied(), want, c.statuses())
 }
 
 func TestShell_ReplicatesToAll(t *testing.T) {
@@ -302,5 +370,144 @@ func TestShell_ProposeWhenStopped(t *testing.T) {
 		require.NoError(t, c.propose(p, "a", 1))
 		c.stop(p)
 		assert.ErrorIs(t, c.propose(p, "a", 2), ErrStopped)
+	})
+}
+
+// A primary serves reads only under its lease: while every other ISR member
+// keeps telling it that it follows it. When both backups go silent, the
+// lease runs out (LeaseTicks) before the primary drops them from the ISR
+// (FailoverTicks): in between, a new primary could have been elected on the
+// other side, so reads are refused. Alone in its ISR it holds the lease
+// again. A backup never passes the barrier.
+func TestShell_ReadBarrierNeedsTheLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3)
+		p := c.primary()
+		require.NoError(t, c.propose(p, "a", 1))
+		ctx := t.Context()
+		require.Eventually(t, func() bool { return c.nodes[p].shell.ReadBarrier(ctx) == nil }, 5*time.Second, 10*time.Millisecond)
+		var npe *replica.NotPrimaryError
+		assert.ErrorAs(t, c.nodes[(p+1)%3].shell.ReadBarrier(ctx), &npe)
+
+		for i := range 3 {
+			if i != p {
+				c.net.setDown(transport.NodeID(i), true)
+			}
+		}
+		// Lease 15 ticks, failover 20: at 170 ms the lease is gone and the
+		// backups are still in the ISR.
+		time.Sleep(170 * time.Millisecond)
+		st := c.nodes[p].shell.Status()
+		require.Len(t, st.ISR, 3, "still in the ISR: %v", st.ISR)
+		err := c.nodes[p].shell.ReadBarrier(ctx)
+		require.ErrorIs(t, err, ErrNoLease)
+		assert.Contains(t, err.Error(), "has not heard from in-sync replicas")
+
+		require.Eventually(t, func() bool { return len(c.nodes[p].shell.Status().ISR) == 1 }, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool { return c.nodes[p].shell.ReadBarrier(ctx) == nil }, 5*time.Second, 10*time.Millisecond,
+			"alone in its ISR, the primary holds the lease")
+	})
+}
+
+// stallLog is a MemoryLog whose Append blocks while stalled: an fsync that
+// hangs, or a process stopped in the middle of a write.
+type stallLog struct {
+	*eventlog.MemoryLog
+	mu    sync.Mutex
+	gate  chan struct{}
+	entry chan struct{} // receives when an Append starts waiting at the gate
+}
+
+func (l *stallLog) stall() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gate = make(chan struct{})
+	l.entry = make(chan struct{}, 1)
+}
+
+func (l *stallLog) resume() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.gate)
+	l.gate = nil
+}
+
+// Write stalls like Append.
+func (l *stallLog) Write(b eventlog.Batch) error {
+	l.mu.Lock()
+	gate, entry := l.gate, l.entry
+	l.mu.Unlock()
+	if gate != nil && len(b.Records) > 0 {
+		select {
+		case entry <- struct{}{}:
+		default:
+		}
+		<-gate
+	}
+	return l.MemoryLog.Write(b)
+}
+
+func (l *stallLog) Append(recs []eventlog.Record) error {
+	l.mu.Lock()
+	gate, entry := l.gate, l.entry
+	l.mu.Unlock()
+	if gate != nil {
+		select {
+		case entry <- struct{}{}:
+		default:
+		}
+		<-gate
+	}
+	return l.MemoryLog.Append(recs)
+}
+
+// A primary whose loop stalls past the failure timeout with a proposal in
+// its log (DESIGN.md: definite errors are definite): the backups elect
+// another primary; when the stalled one resumes, the proposal it had taken
+// is answered "outcome unknown", never "not primary", because its record
+// may still commit; and proposals that were waiting to be taken meet a core
+// that knows it was stopped and are refused as not primary, and never
+// applied anywhere.
+func TestShell_StalledPrimaryNeverSaysNotPrimaryForWhatItTook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3)
+		p := c.primary()
+		require.NoError(t, c.propose(p, "a", 1))
+		for i := range 3 {
+			c.waitApplied(i, []string{"a/1"})
+		}
+		// Restart the primary on a log that can stall.
+		c.stop(p)
+		sl := &stallLog{MemoryLog: c.nodes[p].log}
+		c.nodes[p].log = nil
+		c.startOn(p, sl)
+		p = c.primary()
+		if c.nodes[p].log != nil {
+			t.Skip("another replica took over on restart; the scenario needs the stalling one as primary")
+		}
+		sl.stall()
+		taken := make(chan error, 1)
+		go func() { taken <- c.propose(p, "a", 2) }()
+		<-sl.entry // the primary's loop is stuck writing a/2
+		queued := make(chan error, 1)
+		go func() { queued <- c.propose(p, "a", 3) }()
+		time.Sleep(time.Second) // past the failure timeout: the others elect
+		other := -1
+		for i, nd := range c.nodes {
+			if i != p && nd.shell.Status().Role == RolePrimary {
+				other = i
+			}
+		}
+		require.GreaterOrEqual(t, other, 0, "a new primary while the old one is stalled: %v", c.statuses())
+		sl.resume()
+		err2, err3 := <-taken, <-queued
+		assert.ErrorIs(t, err2, ErrOutcomeUnknown, "a/2 is in the stalled primary's log")
+		var npe *replica.NotPrimaryError
+		assert.ErrorAs(t, err3, &npe, "a/3 was never taken: a definite refusal")
+		require.NoError(t, c.propose(other, "b", 1))
+		time.Sleep(time.Second)
+		for i := range c.nodes {
+			assert.NotContains(t, c.nodes[i].applied(), "a/3", "a definite refusal was applied on node %d", i)
+		}
 	})
 }

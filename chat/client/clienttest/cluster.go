@@ -72,31 +72,37 @@ type Cluster struct {
 	state    *state
 	faults   []Fault
 	requests []Request
+	// waiting is what the replicas that are up say while there is no
+	// primary ("" for none: they answer not_primary then).
+	waiting string
+	// outOfSync holds the replicas that are up but not in the in-sync set.
+	outOfSync map[int]bool
 }
 
 // replica is one fake server.
 type replica struct {
-	id  int
-	ln  net.Listener
-	mu  sync.Mutex
-	up  bool                  // guarded by mu
-	ses map[*session]struct{} // guarded by mu: open connections
+	id   int
+	addr string
+	mu   sync.Mutex
+	ln   net.Listener          // guarded by mu
+	up   bool                  // guarded by mu
+	ses  map[*session]struct{} // guarded by mu: open connections
 }
 
 // Start starts n replicas on 127.0.0.1, replica 0 primary, and stops them
 // when the test ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{epoch: 1, state: newState()}
+	c := &Cluster{epoch: 1, state: newState(), outOfSync: make(map[int]bool)}
 	for i := range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			c.Close()
 			t.Fatalf("clienttest: listen: %v", err)
 		}
-		r := &replica{id: i, ln: ln, up: true, ses: make(map[*session]struct{})}
+		r := &replica{id: i, addr: ln.Addr().String(), ln: ln, up: true, ses: make(map[*session]struct{})}
 		c.replicas = append(c.replicas, r)
-		c.wg.Go(func() { c.accept(r) })
+		c.wg.Go(func() { c.accept(r, ln) })
 	}
 	t.Cleanup(c.Close)
 	return c
@@ -114,13 +120,13 @@ func (c *Cluster) Close() {
 func (c *Cluster) Addrs() []string {
 	out := make([]string, len(c.replicas))
 	for i, r := range c.replicas {
-		out[i] = r.ln.Addr().String()
+		out[i] = r.addr
 	}
 	return out
 }
 
 // Addr returns replica i's address.
-func (c *Cluster) Addr(i int) string { return c.replicas[i].ln.Addr().String() }
+func (c *Cluster) Addr(i int) string { return c.replicas[i].addr }
 
 // SetPrimary makes replica i the primary (-1: none) in a new epoch. As a
 // real replica does when it steps down, the old primary closes its
@@ -141,9 +147,45 @@ func (c *Cluster) Stop(i int) {
 	r := c.replicas[i]
 	r.mu.Lock()
 	r.up = false
+	ln := r.ln
 	r.mu.Unlock()
-	_ = r.ln.Close()
+	_ = ln.Close()
 	c.Cut(i)
+}
+
+// Restart starts replica i again, on its address, after Stop. It fails
+// the test if the address was taken meanwhile.
+func (c *Cluster) Restart(t testing.TB, i int) {
+	t.Helper()
+	r := c.replicas[i]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.up {
+		return
+	}
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		t.Fatalf("clienttest: restart replica %d: %v", i, err)
+	}
+	r.ln, r.up = ln, true
+	c.wg.Go(func() { c.accept(r, ln) })
+}
+
+// SetWaiting sets what the replicas that are up say while there is no
+// primary: in their status (Waiting) and as the message of the
+// unavailable error they answer requests with. "" restores not_primary.
+func (c *Cluster) SetWaiting(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waiting = reason
+}
+
+// SetInSync puts replica i in or out of the in-sync set (all are in at
+// the start).
+func (c *Cluster) SetInSync(i int, inSync bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.outOfSync[i] = !inSync
 }
 
 // Cut closes every connection open to replica i.
@@ -216,9 +258,9 @@ func (c *Cluster) Sent() []wire.Message {
 	return out
 }
 
-func (c *Cluster) accept(r *replica) {
+func (c *Cluster) accept(r *replica, ln net.Listener) {
 	for {
-		nc, err := r.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -297,19 +339,25 @@ func (c *Cluster) online(user string, primary int) bool {
 // statuses returns the cluster as every replica sees it.
 func (c *Cluster) statuses() []wire.ReplicaStatus {
 	c.mu.Lock()
-	p, epoch, end := c.primary, c.epoch, uint64(len(c.requests))
+	p, epoch, end, waiting := c.primary, c.epoch, uint64(len(c.requests)), c.waiting
+	outOfSync := make(map[int]bool, len(c.outOfSync))
+	for i, v := range c.outOfSync {
+		outOfSync[i] = v
+	}
 	c.mu.Unlock()
 	out := make([]wire.ReplicaStatus, len(c.replicas))
 	for i, r := range c.replicas {
 		r.mu.Lock()
 		up := r.up
 		r.mu.Unlock()
-		st := wire.ReplicaStatus{ID: uint32(i), Addr: c.Addr(i), Role: wire.RoleBackup, Epoch: epoch, LogEnd: end, Commit: end, InSync: up}
+		st := wire.ReplicaStatus{ID: uint32(i), Addr: c.Addr(i), Role: wire.RoleBackup, Epoch: epoch, LogEnd: end, Commit: end, InSync: up && !outOfSync[i]}
 		switch {
 		case !up:
 			st.Role = wire.RoleDown
 		case i == p:
 			st.Role = wire.RolePrimary
+		case p < 0:
+			st.Waiting = waiting
 		}
 		out[i] = st
 	}

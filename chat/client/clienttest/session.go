@@ -103,6 +103,10 @@ func (s *session) handle(req wire.Frame) bool {
 	c := s.c
 	c.mu.Lock()
 	isPrimary := c.primary == s.r.id
+	waiting := ""
+	if c.primary < 0 {
+		waiting = c.waiting
+	}
 	var primary string
 	if c.primary >= 0 {
 		primary = c.Addr(c.primary)
@@ -123,6 +127,9 @@ func (s *session) handle(req wire.Frame) bool {
 	c.requests = append(c.requests, rec)
 	c.mu.Unlock()
 
+	if !isPrimary && waiting != "" && req.Op != wire.OpStatus {
+		return s.reply(req, nil, wire.Errorf(wire.CodeUnavailable, "%s", waiting)) == nil
+	}
 	if !isPrimary && req.Op != wire.OpPing && req.Op != wire.OpStatus {
 		e := wire.Errorf(wire.CodeNotPrimary, "replica %d is a backup", s.r.id)
 		e.Primary = primary
@@ -246,7 +253,7 @@ func (s *session) apply(req wire.Frame) (body any, e *wire.Error, pushes, self [
 		if e = decode(req, &r); e != nil {
 			return nil, e, nil, nil
 		}
-		resp, e := c.state.history(acct, r.With, r.After, r.Limit)
+		resp, e := c.state.history(acct, r)
 		return resp, e, nil, nil
 	case wire.OpDeleteMessages:
 		var r wire.DeleteMessagesRequest

@@ -148,32 +148,53 @@ func (s *state) read(a *account, limit int) []wire.Message {
 	return out
 }
 
-func (s *state) history(a *account, with string, after uint64, limit int) (wire.HistoryResponse, *wire.Error) {
+func (s *state) history(a *account, r wire.HistoryRequest) (wire.HistoryResponse, *wire.Error) {
 	var withID uint64
-	if with != "" {
-		w, ok := s.users[with]
+	if r.With != "" {
+		w, ok := s.users[r.With]
 		if !ok {
-			return wire.HistoryResponse{}, wire.Errorf(wire.CodeUnknownUser, "no user %q", with)
+			return wire.HistoryResponse{}, wire.Errorf(wire.CodeUnknownUser, "no user %q", r.With)
 		}
 		withID = w.id
 	}
+	limit := r.Limit
 	if limit <= 0 {
 		limit = defaultPage
 	}
-	resp := wire.HistoryResponse{Messages: []wire.Message{}}
+	var match []wire.Message
 	for _, m := range s.msgs {
 		mine := m.from == a.id || m.to == a.id
-		if m.ID <= after || !mine || m.hidden[a.id] {
+		if !mine || m.hidden[a.id] || (withID != 0 && m.from != withID && m.to != withID) {
 			continue
 		}
-		if withID != 0 && m.from != withID && m.to != withID {
+		match = append(match, m.Message)
+	}
+	resp := wire.HistoryResponse{Messages: []wire.Message{}}
+	if r.Last {
+		// The cursor is a message id, as in the forward direction.
+		end := len(match)
+		if r.Before != 0 {
+			end = 0
+			for end < len(match) && match[end].ID < r.Before {
+				end++
+			}
+		}
+		start := max(0, end-limit)
+		resp.Messages = append(resp.Messages, match[start:end]...)
+		if start > 0 {
+			resp.Prev = match[start].ID
+		}
+		return resp, nil
+	}
+	for _, m := range match {
+		if m.ID <= r.After {
 			continue
 		}
 		if len(resp.Messages) == limit {
 			resp.Next = resp.Messages[limit-1].ID
 			break
 		}
-		resp.Messages = append(resp.Messages, m.Message)
+		resp.Messages = append(resp.Messages, m)
 	}
 	return resp, nil
 }

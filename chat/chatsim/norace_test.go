@@ -1,0 +1,5 @@
+//go:build !race
+
+package chatsim
+
+const raceEnabled = false

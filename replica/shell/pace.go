@@ -1,0 +1,61 @@
+package shell
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// DefaultSnapshotShare is the share of one core a snapshot's writing may
+// take (Config.SnapshotShare). Writing a snapshot is as CPU-bound as
+// applying: unpaced on a 2-core machine it took a core from the loop, the
+// applier and Badger, and applying ran 29% slower meanwhile (1M messages,
+// BenchmarkSnapshot in chat/server); at half a core the snapshot takes
+// twice as long and applying loses less than the 20% bound.
+const DefaultSnapshotShare = 0.5
+
+// pacedWriter passes writes through, and after every paceEvery bytes sleeps
+// long enough that the time spent producing and writing them is at most
+// share of the wall clock. The time measured is wall time between sleeps,
+// so time the producer waited for a core counts as work: pacing errs on the
+// side of yielding.
+type pacedWriter struct {
+	ctx     context.Context
+	w       io.Writer
+	share   float64
+	pending int
+	since   time.Time
+}
+
+const paceEvery = 256 << 10
+
+// Pace returns w paced to share of a core (see pacedWriter); share >= 1
+// or <= 0 returns w itself. A sleep ends early when ctx is done, and the
+// next write then fails with ctx's error.
+func Pace(ctx context.Context, w io.Writer, share float64) io.Writer {
+	if share <= 0 || share >= 1 {
+		return w
+	}
+	return &pacedWriter{ctx: ctx, w: w, share: share, since: time.Now()}
+}
+
+func (p *pacedWriter) Write(b []byte) (int, error) {
+	if err := p.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := p.w.Write(b)
+	p.pending += n
+	if p.pending >= paceEvery {
+		p.pending = 0
+		work := time.Since(p.since)
+		rest := time.Duration(float64(work) * (1 - p.share) / p.share)
+		t := time.NewTimer(rest)
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+		}
+		p.since = time.Now()
+	}
+	return n, err
+}
