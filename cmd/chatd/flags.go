@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/replichat/replichat/cmd/internal/buildinfo"
+	"github.com/replichat/replichat/replica/shell"
 )
 
 // config is chatd's parsed command line.
@@ -56,6 +57,10 @@ type config struct {
 	// retainEvents behind the latest one, and past a replica that is down
 	// once its records are forkRetain behind.
 	snapshotEvery, retainEvents, forkRetain uint64
+	// snapshotCPU is the share of one core that writing a snapshot may
+	// take (shell.Config.SnapshotShare): applying, and so the primary's
+	// throughput, keeps the rest.
+	snapshotCPU float64
 }
 
 // Defaults of the snapshot flags, and why. Measured on the development
@@ -122,6 +127,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (config, error) {
 	fs.Int64Var(&cfg.diskReserveMiB, "disk-reserve", 256, "free space to keep on the data directory's filesystem, MiB: below it the replica takes no writes until there is room again (0: no guard)")
 	fs.Uint64Var(&cfg.snapshotEvery, "snapshot-every", defaultSnapshotEvery, "snapshot the chat state after this many events applied since the last snapshot, and compact the log behind it (0: no snapshots, no compaction: the log grows without bound)")
 	fs.Uint64Var(&cfg.retainEvents, "retain-events", defaultRetainEvents, "events the log keeps behind the latest snapshot, so that a backup that lags less catches up by offset instead of installing a snapshot")
+	fs.Float64Var(&cfg.snapshotCPU, "snapshot-cpu", shell.DefaultSnapshotShare, "share of one core that writing a snapshot may take, above 0 and at most 1 (1: unpaced); service keeps the rest")
 	fs.Uint64Var(&cfg.forkRetain, "fork-retain", defaultForkRetain, "compact past a replica that is down or cut off once its missing events are this far behind (0: never; the log then grows until it is back); a fork deeper than this stops this replica for --repair")
 	fs.BoolVar(&cfg.repair, "repair", false, "if the data directory fails its start-up checks (a damaged or lost log), move it aside and start empty as a new member that fetches everything from the cluster")
 	usage := func(format string, a ...any) (config, error) {
@@ -197,6 +203,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (config, error) {
 		if f.v > maxEventsFlag {
 			return usage("--%s %d is out of range (at most %d)", f.name, f.v, uint64(maxEventsFlag))
 		}
+	}
+	if !(cfg.snapshotCPU > 0 && cfg.snapshotCPU <= 1) {
+		return usage("--snapshot-cpu %v: want a share of one core above 0 and at most 1", cfg.snapshotCPU)
 	}
 	if cfg.gcPercent < -1 {
 		return usage("--gc-percent %d: want -1 (off), 0 (runtime default) or a positive percentage", cfg.gcPercent)

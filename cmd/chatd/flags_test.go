@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/replichat/replichat/replica/shell"
 )
 
 func TestParseFlagsMemory(t *testing.T) {
@@ -46,4 +48,33 @@ func TestParseFlagsMemory(t *testing.T) {
 func TestParseFlagsRequiresData(t *testing.T) {
 	_, err := parseFlags(nil, io.Discard, io.Discard)
 	assert.ErrorIs(t, err, errUsage)
+}
+
+// --snapshot-cpu reaches the config as given, defaults to the shell's
+// share, and a share that is no share of one core is a usage error.
+func TestParseFlagsSnapshotCPU(t *testing.T) {
+	for _, tt := range []struct {
+		args    []string
+		want    float64
+		wantErr string
+	}{
+		{want: shell.DefaultSnapshotShare},
+		{args: []string{"--snapshot-cpu", "0.25"}, want: 0.25},
+		{args: []string{"--snapshot-cpu", "1"}, want: 1},
+		{args: []string{"--snapshot-cpu", "0"}, wantErr: "--snapshot-cpu 0: want a share"},
+		{args: []string{"--snapshot-cpu", "1.5"}, wantErr: "--snapshot-cpu 1.5"},
+		{args: []string{"--snapshot-cpu", "NaN"}, wantErr: "--snapshot-cpu NaN"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stderr strings.Builder
+			cfg, err := parseFlags(append([]string{"--data", t.TempDir()}, tt.args...), io.Discard, &stderr)
+			if tt.wantErr != "" {
+				require.ErrorIs(t, err, errUsage)
+				assert.Contains(t, stderr.String(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err, stderr.String())
+			assert.Equal(t, tt.want, cfg.snapshotCPU)
+		})
+	}
 }

@@ -207,6 +207,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) (err error) {
 		SnapshotEvery: cfg.snapshotEvery,
 		RetainEvents:  cfg.retainEvents,
 		ForkRetain:    cfg.forkRetain,
+		SnapshotShare: cfg.snapshotCPU,
 		Logger:        base.With("component", "replica"),
 	})
 	if err != nil {

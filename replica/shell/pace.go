@@ -7,12 +7,17 @@ import (
 )
 
 // DefaultSnapshotShare is the share of one core a snapshot's writing may
-// take (Config.SnapshotShare). Writing a snapshot is as CPU-bound as
-// applying: unpaced on a 2-core machine it took a core from the loop, the
-// applier and Badger, and applying ran 29% slower meanwhile (1M messages,
-// BenchmarkSnapshot in chat/server); at half a core the snapshot takes
-// twice as long and applying loses less than the 20% bound.
-const DefaultSnapshotShare = 0.5
+// take (Config.SnapshotShare, chatd --snapshot-cpu). Writing a snapshot is
+// as CPU-bound as applying. Measured on a 2-core machine (README,
+// "Snapshots and compaction"): applying alone against applying while
+// snapshots are written back to back loses 22% unpaced, 9-14% at half a
+// core and 8% at a quarter (BenchmarkSnapshot in chat/server); a
+// three-replica cluster on the same two cores, every replica writing
+// snapshots back to back, acknowledges 25% fewer sends at half a core and
+// 10% fewer at a fifth. A quarter keeps both under the 20% bound; the
+// snapshot then takes about four times its unpaced time (12 s for 1M
+// messages), which only delays the log's compaction.
+const DefaultSnapshotShare = 0.25
 
 // pacedWriter passes writes through, and after every paceEvery bytes sleeps
 // long enough that the time spent producing and writing them is at most
