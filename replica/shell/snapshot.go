@@ -174,6 +174,7 @@ type snapshots struct {
 
 type takenSnapshot struct {
 	meta snapshotMeta
+	took time.Duration // writing it, paced (--snapshot-cpu)
 	err  error
 }
 
@@ -402,7 +403,12 @@ func (s *Shell) maybeSnapshot(ctx context.Context) {
 		return
 	}
 	sn.taking = true
-	sn.wg.Go(func() { sn.done <- s.takeSnapshot(ctx, ss) })
+	sn.wg.Go(func() {
+		start := time.Now()
+		t := s.takeSnapshot(ctx, ss)
+		t.took = time.Since(start)
+		sn.done <- t
+	})
 }
 
 // takeSnapshot writes a snapshot on its own goroutine: the state from a read
@@ -517,7 +523,7 @@ func (s *Shell) snapshotTaken(t takenSnapshot) {
 	}
 	sn.add(m)
 	sn.taken++
-	s.logger.Info("snapshot taken", "offset", m.Offset, "bytes", m.Size)
+	s.logger.Info("snapshot taken", "offset", m.Offset, "bytes", m.Size, "took", t.took.Round(time.Millisecond))
 	s.dropOldSnapshots()
 	s.maybeCompact()
 }
