@@ -114,6 +114,13 @@ func BenchmarkSnapshot(b *testing.B) {
 		b.ReportMetric(float64(size), "snapshot-bytes")
 		b.ReportMetric(float64(size)/float64(n), "bytes/message")
 	})
+	// As the shell writes it: paced to -snapshot-share of a core.
+	b.Run("write-paced", func(b *testing.B) {
+		for b.Loop() {
+			_, err := sm.WriteSnapshot(shell.Pace(b.Context(), io.Discard, *snapshotShare))
+			require.NoError(b, err)
+		}
+	})
 	b.Run("restore", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
