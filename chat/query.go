@@ -230,16 +230,9 @@ func (s *State) History(uid uint64, with string, after eventlog.Offset, limit in
 		next eventlog.Offset
 	)
 	err := s.store.View(func(kv KV) error {
-		var peer uint64
-		if with != "" {
-			p, ok, err := getUserByName(kv, with)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("%w: %q", ErrUnknownUser, with)
-			}
-			peer = p.ID
+		peer, err := historyPeer(kv, with)
+		if err != nil {
+			return err
 		}
 		var start []byte
 		if after > 0 {
@@ -250,7 +243,7 @@ func (s *State) History(uid uint64, with string, after eventlog.Offset, limit in
 			if err != nil {
 				return false, err
 			}
-			if peer != 0 && !(m.From == peer && m.To == uid) && !(m.To == peer && m.From == uid) {
+			if peer != 0 && !m.exchanged(uid, peer) {
 				return true, nil
 			}
 			if len(out) == limit {
@@ -265,6 +258,27 @@ func (s *State) History(uid uint64, with string, after eventlog.Offset, limit in
 		return nil, 0, fmt.Errorf("read history of user %d: %w", uid, err)
 	}
 	return out, next, nil
+}
+
+// historyPeer resolves a history's with filter: the id of the live account
+// named with, 0 for no filter, ErrUnknownUser for no such account.
+func historyPeer(kv KV, with string) (uint64, error) {
+	if with == "" {
+		return 0, nil
+	}
+	p, ok, err := getUserByName(kv, with)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("%w: %q", ErrUnknownUser, with)
+	}
+	return p.ID, nil
+}
+
+// exchanged reports whether m went between uid and peer, either way.
+func (m msgRec) exchanged(uid, peer uint64) bool {
+	return (m.From == peer && m.To == uid) || (m.To == peer && m.From == uid)
 }
 
 // HistoryLast is History from the end: uid's newest messages, at most
@@ -287,23 +301,16 @@ func (s *State) HistoryLast(uid uint64, with string, before eventlog.Offset, lim
 		prev eventlog.Offset
 	)
 	err := s.store.View(func(kv KV) error {
-		var peer uint64
-		if with != "" {
-			p, ok, err := getUserByName(kv, with)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("%w: %q", ErrUnknownUser, with)
-			}
-			peer = p.ID
+		peer, err := historyPeer(kv, with)
+		if err != nil {
+			return err
 		}
 		// ring holds the last len(ring) matching entries; next is where
 		// the following one goes once it is full.
 		ring := make([]entry, 0, limit+1)
 		next := 0
 		prefix := historyPrefix(uid)
-		err := kv.Scan(prefix, nil, func(k, v []byte) (bool, error) {
+		err = kv.Scan(prefix, nil, func(k, v []byte) (bool, error) {
 			if len(k) != len(prefix)+8 {
 				return false, fmt.Errorf("%w: history key of %d bytes", ErrInconsistent, len(k))
 			}
@@ -320,7 +327,7 @@ func (s *State) HistoryLast(uid uint64, with string, before eventlog.Offset, lim
 				if err != nil {
 					return false, err
 				}
-				if !(m.From == peer && m.To == uid) && !(m.To == peer && m.From == uid) {
+				if !m.exchanged(uid, peer) {
 					return true, nil
 				}
 			}

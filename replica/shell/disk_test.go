@@ -83,30 +83,48 @@ func TestDisk_FullPrimaryRefusesWritesAndHandsOver(t *testing.T) {
 	})
 }
 
-// failingLog is a MemoryLog whose Append fails with ENOSPC while full is
-// set: the failpoint of a log append that meets a full disk.
-type failingLog struct {
-	*eventlog.MemoryLog
+// diskFull is a failpoint: while set, every operation that checks it fails
+// with ENOSPC, and it counts them.
+type diskFull struct {
 	mu    sync.Mutex
 	full  bool
 	fails int
 }
 
-func (l *failingLog) setFull(full bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.full = full
+func (d *diskFull) set(full bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.full = full
+}
+
+// failed returns the failures counted so far.
+func (d *diskFull) failed() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fails
+}
+
+// check returns op's ENOSPC error while the disk is full, nil otherwise.
+func (d *diskFull) check(op string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.full {
+		return nil
+	}
+	d.fails++
+	return fmt.Errorf("%s: %w", op, syscall.ENOSPC)
+}
+
+// failingLog is a MemoryLog whose appends fail with ENOSPC while its disk
+// is full: the failpoint of a log append that meets a full disk.
+type failingLog struct {
+	*eventlog.MemoryLog
+	diskFull
 }
 
 func (l *failingLog) Append(recs []eventlog.Record) error {
-	l.mu.Lock()
-	full := l.full
-	if full {
-		l.fails++
-	}
-	l.mu.Unlock()
-	if full {
-		return fmt.Errorf("append: write 000001.mem: %w", syscall.ENOSPC)
+	if err := l.check("append: write 000001.mem"); err != nil {
+		return err
 	}
 	return l.MemoryLog.Append(recs)
 }
@@ -114,14 +132,8 @@ func (l *failingLog) Append(recs []eventlog.Record) error {
 // Write fails like Append for a batch that appends records.
 func (l *failingLog) Write(b eventlog.Batch) error {
 	if len(b.Records) > 0 {
-		l.mu.Lock()
-		full := l.full
-		if full {
-			l.fails++
-		}
-		l.mu.Unlock()
-		if full {
-			return fmt.Errorf("write batch: write 000001.mem: %w", syscall.ENOSPC)
+		if err := l.check("write batch: write 000001.mem"); err != nil {
+			return err
 		}
 	}
 	return l.MemoryLog.Write(b)
@@ -143,12 +155,10 @@ func TestDisk_LogAppendENOSPCRestartsTheCore(t *testing.T) {
 		c.startOn(b, fl)
 		c.waitApplied(b, []string{"a/1"})
 
-		fl.setFull(true)
+		fl.set(true)
 		require.NoError(t, c.propose(p, "a", 2), "the others commit without it once it is out of the ISR")
 		time.Sleep(500 * time.Millisecond)
-		fl.mu.Lock()
-		fails := fl.fails
-		fl.mu.Unlock()
+		fails := fl.failed()
 		require.Positive(t, fails, "the failpoint fired")
 		select {
 		case err := <-c.nodes[b].done:
@@ -156,7 +166,7 @@ func TestDisk_LogAppendENOSPCRestartsTheCore(t *testing.T) {
 		default:
 		}
 		assert.Contains(t, c.nodes[b].shell.Status().Waiting, "disk")
-		fl.setFull(false)
+		fl.set(false)
 		for i := range 3 {
 			c.waitApplied(i, []string{"a/1", "a/2"})
 		}
@@ -167,24 +177,16 @@ func TestDisk_LogAppendENOSPCRestartsTheCore(t *testing.T) {
 	})
 }
 
-// failingSM is a listSM whose Apply fails with ENOSPC while full is set:
-// the failpoint of a state transaction that meets a full disk.
+// failingSM is a listSM whose Apply fails with ENOSPC while its disk is
+// full: the failpoint of a state transaction that meets a full disk.
 type failingSM struct {
 	listSM
-	fmu   sync.Mutex
-	full  bool
-	fails int
+	diskFull
 }
 
 func (m *failingSM) Apply(recs []eventlog.Record) error {
-	m.fmu.Lock()
-	full := m.full
-	if full {
-		m.fails++
-	}
-	m.fmu.Unlock()
-	if full {
-		return fmt.Errorf("commit state transaction: %w", syscall.ENOSPC)
+	if err := m.check("commit state transaction"); err != nil {
+		return err
 	}
 	return m.listSM.Apply(recs)
 }
@@ -196,17 +198,15 @@ func TestDisk_StateApplyENOSPCIsRetried(t *testing.T) {
 		c := newTestCluster(t, 3)
 		p := c.primary()
 		b := (p + 1) % 3
-		fsm := &failingSM{full: true}
+		fsm := &failingSM{}
+		fsm.set(true)
 		c.stop(b)
 		c.nodes[b].sm = fsm
 		c.startOn(b, c.nodes[b].log)
 		require.NoError(t, c.propose(p, "a", 1))
 		time.Sleep(300 * time.Millisecond)
-		fsm.fmu.Lock()
-		fails := fsm.fails
-		fsm.full = false
-		fsm.fmu.Unlock()
-		require.Positive(t, fails, "the failpoint fired")
+		require.Positive(t, fsm.failed(), "the failpoint fired")
+		fsm.set(false)
 		c.waitApplied(b, []string{"a/1"})
 		select {
 		case err := <-c.nodes[b].done:
