@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -175,11 +174,18 @@ func OpenBadger(dir string, opts BadgerOptions) (*BadgerLog, error) {
 		}
 	}
 	db, err := openDB(badgerOptions(dir, opts, logger))
-	if err != nil && opts.ReadOnly && strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) {
+	if errors.Is(err, badgerdb.ErrUnclean) {
+		// Recover the directory as a restarted server would, then read it.
+		// A live writer's lock makes that fail with ErrLocked, as the
+		// read-only open would have.
 		logger.Warn("eventlog: the writer did not close the log; recovering it read-write before reading", "dir", dir)
 		rw := opts
 		rw.ReadOnly = false
 		l, rerr := OpenBadger(dir, rw)
+		if errors.Is(rerr, ErrLocked) {
+			// A live writer, caught between creating a file and sizing it.
+			return nil, rerr
+		}
 		if rerr != nil {
 			return nil, fmt.Errorf("open eventlog %s %s: recover after unclean shutdown: %w", dir, mode, rerr)
 		}

@@ -470,3 +470,32 @@ func TestBadgerLog_InterruptedCompactAndDiscard(t *testing.T) {
 	assert.Equal(t, 2, count("l/"), "compacted records deleted")
 	assert.Equal(t, 2, count("r/"), "discarded rollback records deleted")
 }
+
+// TestOpenBadger_ReadOnlyAfterCrashBetweenMemtables plants what a writer
+// killed right after creating its next memtable file leaves (the file, still
+// empty): Badger cannot size it read-only, so the read-only open recovers the
+// directory first and reads every record. CI found this through chatreplay
+// on a SIGKILLed replica's directory.
+func TestOpenBadger_ReadOnlyAfterCrashBetweenMemtables(t *testing.T) {
+	dir := t.TempDir()
+	l := openBadger(t, dir, eventlog.BadgerOptions{})
+	recs := testRecords(1, 200, 1, 100)
+	require.NoError(t, l.Append(recs))
+	require.NoError(t, l.Close())
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "00099.mem"), nil, 0o600))
+
+	for range 2 { // the second open finds a clean directory
+		ro, err := eventlog.OpenBadger(dir, eventlog.BadgerOptions{ReadOnly: true})
+		require.NoError(t, err)
+		assert.Equal(t, recs, readAll(t, ro))
+		require.NoError(t, ro.Close())
+	}
+
+	// With a live writer holding the directory the reader is told so, and
+	// the writer's files are left alone.
+	w := openBadger(t, dir, eventlog.BadgerOptions{})
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "00098.mem"), nil, 0o600))
+	_, err := eventlog.OpenBadger(dir, eventlog.BadgerOptions{ReadOnly: true})
+	assert.ErrorIs(t, err, eventlog.ErrLocked)
+	assert.Equal(t, recs, readAll(t, w))
+}

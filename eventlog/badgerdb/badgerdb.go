@@ -10,11 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // ErrLocked is wrapped by Open's error when another process holds the
@@ -102,24 +105,75 @@ func Options(c Config) badger.Options {
 		WithMetricsEnabled(false)
 }
 
-// Open opens Badger with o, turning its lock failure into ErrLocked and a
+// ErrUnclean is wrapped by a read-only Open's error when the directory's
+// writer was killed and left files only a read-write open can repair: a
+// memtable with a torn tail, or a memtable or value-log file it created but
+// never sized. Opening it read-write once (as a restarted writer does) makes
+// it readable.
+var ErrUnclean = errors.New("badgerdb: the writer did not close the directory; it needs a read-write open")
+
+// maxSizingRetries bounds Open's retries over files a killed writer created
+// but never sized (see Open): one per such file, and a writer leaves at most
+// a memtable and a value-log file half-created.
+const maxSizingRetries = 4
+
+// Open opens Badger with o, turning its lock failure into ErrLocked, a
+// read-only open of an uncleanly closed directory into ErrUnclean, and a
 // panic on a damaged directory into an error.
-func Open(o badger.Options) (db *badger.DB, err error) {
+//
+// A writer killed between creating a memtable or value-log file and sizing
+// it leaves the file empty, and badger v4.9.6 then fails every first open
+// (dgraph-io/badger#2207): read-write, it sizes the file and then returns
+// z.NewFile as an error; read-only, the sizing fails with EINVAL. The empty
+// file holds no data, and the failed read-write open leaves it sized and
+// valid, so a read-write open retries; a read-only one reports ErrUnclean.
+func Open(o badger.Options) (*badger.DB, error) {
+	if o.ReadOnly && !o.InMemory && hasEmptyLogFile(o.Dir) {
+		return nil, fmt.Errorf("%w: a memtable or value-log file is empty", ErrUnclean)
+	}
+	for attempt := 1; ; attempt++ {
+		db, err := open(o)
+		if err == nil {
+			return db, nil
+		}
+		msg := err.Error()
+		switch {
+		// Badger formats the flock error with %v (y.Wrapf outside debug
+		// mode), so the errno is lost: recognize its message. Its other
+		// errors below are recognized the same way.
+		case errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(msg, "Cannot acquire directory lock"):
+			return nil, fmt.Errorf("%w: %v", ErrLocked, err)
+		case o.ReadOnly && strings.Contains(msg, badger.ErrTruncateNeeded.Error()):
+			return nil, fmt.Errorf("%w: %v", ErrUnclean, err)
+		case !o.ReadOnly && attempt < maxSizingRetries && strings.Contains(msg, z.NewFile.Error()):
+			continue
+		}
+		return nil, err
+	}
+}
+
+// open is badger.Open with a panic turned into an error.
+func open(o badger.Options) (db *badger.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, fmt.Errorf("badger panicked (damaged data directory?): %v", r)
 		}
 	}()
-	db, err = badger.Open(o)
-	if err == nil {
-		return db, nil
+	return badger.Open(o)
+}
+
+// hasEmptyLogFile reports whether dir holds a zero-length memtable or
+// value-log file (see Open).
+func hasEmptyLogFile(dir string) bool {
+	for _, pattern := range []string{"*.mem", "*.vlog"} {
+		files, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil && fi.Size() == 0 {
+				return true
+			}
+		}
 	}
-	// Badger formats the flock error with %v (y.Wrapf outside debug mode),
-	// so the errno is lost: recognize its message.
-	if errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "Cannot acquire directory lock") {
-		return nil, fmt.Errorf("%w: %v", ErrLocked, err)
-	}
-	return nil, err
+	return false
 }
 
 // VerifyChecksum reads every table of db and verifies each block's
