@@ -79,7 +79,8 @@ type Env struct {
 // request's client id and seq and Time = env.Now.
 func Decide(s *State, env Env, cmd Command) ([]Event, error) {
 	var ev Event
-	err := s.store.View(func(kv KV) error {
+	err := s.store.View(func(view KV) error {
+		kv := committedReads{KV: view, c: &s.committed}
 		var err error
 		switch cmd := cmd.(type) {
 		case Register:

@@ -166,3 +166,42 @@ func TestDecide_QueueFull(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, h.st.Check())
 }
+
+// viewCounter counts the reads of read transactions (Decide's).
+type viewCounter struct {
+	chat.Store
+	gets int
+}
+
+type countedKV struct {
+	chat.KV
+	n *int
+}
+
+func (k countedKV) Get(key []byte) ([]byte, bool, error) { *k.n++; return k.KV.Get(key) }
+
+func (s *viewCounter) View(fn func(chat.KV) error) error {
+	return s.Store.View(func(kv chat.KV) error { return fn(countedKV{kv, &s.gets}) })
+}
+
+// TestDecide_ReadsCommittedUsers: Decide takes the user records Apply has
+// cached (so a send costs one store read, the recipient's name), and the
+// cache never makes it accept what the store no longer holds.
+func TestDecide_ReadsCommittedUsers(t *testing.T) {
+	store := &viewCounter{Store: chat.NewMemStore()}
+	h := newHarness(t, store)
+	ann, bob := h.register("ann"), h.register("bob")
+	h.send(ann, "bob", "warm the cache")
+
+	store.gets = 0
+	_, err := chat.Decide(h.st, h.env, chat.Send{FromUID: ann, To: "bob", Body: "x"})
+	require.NoError(t, err)
+	assert.Equal(t, 1, store.gets, "only the name is read from the store")
+
+	_, err = h.exec("bob", 1, chat.DeleteAccount{UID: bob})
+	require.NoError(t, err)
+	_, err = chat.Decide(h.st, h.env, chat.Send{FromUID: ann, To: "bob", Body: "x"})
+	assert.Equal(t, "unknown_user", chat.Code(err))
+	_, err = chat.Decide(h.st, h.env, chat.Send{FromUID: bob, To: "ann", Body: "x"})
+	assert.Equal(t, "unknown_user", chat.Code(err), "a deleted sender is refused")
+}

@@ -296,3 +296,26 @@ func (c *committedCache) reset() {
 	defer c.mu.Unlock()
 	c.vals = nil
 }
+
+// committedReads answers Decide's reads of cacheable keys (a send reads two
+// user records) from the committed cache when it holds the key, and the
+// others from the read transaction.
+//
+// The values may be newer than the transaction's snapshot, or, between a
+// commit and its merge, older than the store: Decide's checks are advisory
+// (Apply checks again, and its verdict is the one that counts), so either
+// is a state the store held. Only present values are taken: an account
+// deleted after the snapshot was taken would otherwise make the snapshot's
+// name entry point at a missing user.
+type committedReads struct {
+	KV
+	c *committedCache
+}
+
+// Get implements KV.
+func (r committedReads) Get(key []byte) ([]byte, bool, error) {
+	if cv, hit := r.c.get(key); hit && cv.ok {
+		return cv.v, true, nil
+	}
+	return r.KV.Get(key)
+}

@@ -139,3 +139,25 @@ func BenchmarkApplySendDeliver(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecideSend measures Decide of a send on Badger, after 20k
+// applied sends between the benchmark's users, as the primary decides each
+// client request before proposing it.
+func BenchmarkDecideSend(b *testing.B) {
+	st := chat.NewState(openStore(b))
+	log := &benchLog{b: b}
+	log.fill(benchUsers + 20_000)
+	if err := st.Apply(log.next(benchUsers + 20_000)); err != nil {
+		b.Fatal(err)
+	}
+	var id uint64
+	env := chat.Env{NewMessageID: func() uint64 { id++; return id }}
+	i := 0
+	for b.Loop() {
+		i++
+		cmd := chat.Send{FromUID: uint64(1 + i%benchUsers), To: fmt.Sprintf("user%d", 1+(i*7)%benchUsers), Body: "hello"}
+		if _, err := chat.Decide(st, env, cmd); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
