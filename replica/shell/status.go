@@ -98,6 +98,14 @@ func roleName(r replica.Role) string {
 	return RoleBackup
 }
 
+// identityText is id.String(), formatted once per identity.
+func (s *Shell) identityText(id replica.Identity) string {
+	if s.identity.text == "" || s.identity.id != id {
+		s.identity.id, s.identity.text = id, id.String()
+	}
+	return s.identity.text
+}
+
 func (s *Shell) publish(st replica.Status) {
 	out := &Status{
 		ID:         st.ID,
@@ -109,7 +117,7 @@ func (s *Shell) publish(st replica.Status) {
 		ISR:        st.ISR,
 		Recovering: st.Recovering,
 		Waiting:    st.Waiting,
-		Identity:   st.Identity.String(),
+		Identity:   s.identityText(st.Identity),
 		Stable:     uint64(st.Stable),
 		LeaseUntil: s.leaseUntil(st),
 	}
