@@ -155,16 +155,17 @@ type Shell struct {
 	stopped chan struct{} // closed when Run returns
 
 	status atomic.Pointer[Status]
+	lag    lagRing
+
+	// Loop-owned state (only the Run goroutine touches these).
+
 	// identity is the last identity publish formatted, and its text: it
 	// rarely changes, and formatting it at every loop iteration was a tenth
-	// of an idle replica's profile. Owned by the loop's goroutine.
+	// of an idle replica's profile.
 	identity struct {
 		id   replica.Identity
 		text string
 	}
-	lag    lagRing
-
-	// Loop-owned state (only the Run goroutine touches these).
 	node     *replica.Node
 	ap       *applier
 	appended appendTimes
