@@ -28,6 +28,9 @@ const (
 type benchLog struct {
 	b       *testing.B
 	deliver bool
+	// anonymous leaves the records without a client id, so that Apply
+	// keeps no dedup bookkeeping for them (BenchmarkApplySend_Dedup).
+	anonymous bool
 	off     eventlog.Offset
 	lastMsg *chat.SendEvent
 	buf     []eventlog.Record
@@ -39,8 +42,12 @@ func (l *benchLog) add(ev chat.Event) {
 		l.b.Fatal(err)
 	}
 	l.off++
+	client := fmt.Sprintf("client%d", l.off%benchClients)
+	if l.anonymous {
+		client = ""
+	}
 	l.buf = append(l.buf, eventlog.Record{Offset: l.off, Epoch: 1, Type: typ,
-		ClientID: fmt.Sprintf("client%d", l.off%benchClients), Seq: uint64(l.off), Time: int64(l.off) * 1e6, Data: data})
+		ClientID: client, Seq: uint64(l.off), Time: int64(l.off) * 1e6, Data: data})
 }
 
 func (l *benchLog) fill(n int) {
@@ -77,8 +84,11 @@ func (l *benchLog) next(n int) []eventlog.Record {
 // benchApply applies the log in batches of batch records and reports
 // events per second.
 func benchApply(b *testing.B, store chat.Store, batch int, deliver bool) {
+	benchApplyLog(b, store, batch, &benchLog{b: b, deliver: deliver})
+}
+
+func benchApplyLog(b *testing.B, store chat.Store, batch int, log *benchLog) {
 	st := chat.NewState(store)
-	log := &benchLog{b: b, deliver: deliver}
 	log.fill(benchUsers)
 	if err := st.Apply(log.next(benchUsers)); err != nil {
 		b.Fatal(err)
@@ -159,5 +169,17 @@ func BenchmarkDecideSend(b *testing.B) {
 		if _, err := chat.Decide(st, env, cmd); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkApplySend_Dedup measures what the dedup bookkeeping costs Apply:
+// the same sends with client ids (each request's result stored, its client
+// record rewritten, old results evicted) and without (none of it; only
+// records written before client ids existed are like that).
+func BenchmarkApplySend_Dedup(b *testing.B) {
+	for _, dedup := range []bool{true, false} {
+		b.Run(fmt.Sprintf("dedup=%v", dedup), func(b *testing.B) {
+			benchApplyLog(b, openStore(b), 64, &benchLog{b: b, anonymous: !dedup})
+		})
 	}
 }
