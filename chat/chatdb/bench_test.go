@@ -31,9 +31,9 @@ type benchLog struct {
 	// anonymous leaves the records without a client id, so that Apply
 	// keeps no dedup bookkeeping for them (BenchmarkApplySend_Dedup).
 	anonymous bool
-	off     eventlog.Offset
-	lastMsg *chat.SendEvent
-	buf     []eventlog.Record
+	off       eventlog.Offset
+	lastMsg   *chat.SendEvent
+	buf       []eventlog.Record
 }
 
 func (l *benchLog) add(ev chat.Event) {
