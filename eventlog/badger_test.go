@@ -498,4 +498,7 @@ func TestOpenBadger_ReadOnlyAfterCrashBetweenMemtables(t *testing.T) {
 	_, err := eventlog.OpenBadger(dir, eventlog.BadgerOptions{ReadOnly: true})
 	assert.ErrorIs(t, err, eventlog.ErrLocked)
 	assert.Equal(t, recs, readAll(t, w))
+	fi, err := os.Stat(filepath.Join(dir, "00098.mem"))
+	require.NoError(t, err)
+	assert.Zero(t, fi.Size(), "the reader did not repair a live writer's file")
 }

@@ -158,14 +158,6 @@ type Shell struct {
 	lag    lagRing
 
 	// Loop-owned state (only the Run goroutine touches these).
-
-	// identity is the last identity publish formatted, and its text: it
-	// rarely changes, and formatting it at every loop iteration was a tenth
-	// of an idle replica's profile.
-	identity struct {
-		id   replica.Identity
-		text string
-	}
 	node     *replica.Node
 	ap       *applier
 	appended appendTimes
@@ -204,6 +196,13 @@ type Shell struct {
 	installErr     error
 	// corruptApplied: the applier met a corrupt record; the core failed.
 	corruptApplied bool
+	// identity is the last identity publish formatted, and its text: it
+	// rarely changes, and formatting it at every loop iteration was a tenth
+	// of an idle replica's profile.
+	identity struct {
+		id   replica.Identity
+		text string
+	}
 	// stable is the latest Ready.Stable.
 	stable eventlog.Offset
 	// forks counts truncations of the log and rollbacks of the state
